@@ -1,0 +1,79 @@
+// Package cli holds hastack's subcommands. Each command lives in its own file
+// and registers itself in init, so commands stay independent of each other.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Exit codes shared by every command.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // invalid config, failed check, failed apply, unreachable node
+	ExitUsage   = 2 // bad flags or arguments (plan -detailed-exitcode also uses 2 for "changes")
+)
+
+// Command is one subcommand.
+type Command struct {
+	Name  string
+	Short string // one line for `hastack help`
+	// Run gets the arguments after the command name. It returns the exit code.
+	Run func(env *Env, args []string) int
+}
+
+// Env is what a command may touch: its streams. Tests swap them.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+var commands = map[string]*Command{}
+
+func register(c *Command) {
+	if _, dup := commands[c.Name]; dup {
+		panic("duplicate command " + c.Name)
+	}
+	commands[c.Name] = c
+}
+
+// Main runs hastack with the given arguments and returns the exit code.
+func Main(args []string) int {
+	return Run(&Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}, args)
+}
+
+// Run is Main with explicit streams.
+func Run(env *Env, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(env.Stdout)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(env.Stderr, "hastack: unknown command %q (see 'hastack help')\n", args[0])
+		return ExitUsage
+	}
+	return c.Run(env, args[1:])
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("usage: hastack <command> [flags] [args]\n\ncommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-8s %s\n", n, commands[n].Short)
+	}
+	b.WriteString("\nRun 'hastack <command> -h' for a command's flags.\n")
+	io.WriteString(w, b.String())
+}

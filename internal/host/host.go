@@ -1,0 +1,41 @@
+// Package host defines how hastack talks to one node: run shell commands and
+// write files atomically. The SSH connector (internal/sshconn) and the local
+// connector (this package) implement it.
+package host
+
+import (
+	"context"
+	"io"
+	"io/fs"
+)
+
+// Result is what a command left behind. A non-zero exit is not an error.
+type Result struct {
+	Stdout []byte
+	Stderr []byte
+	Code   int
+}
+
+// File is one atomic write.
+type File struct {
+	Path string
+	Data []byte
+	Mode fs.FileMode // permission bits
+	UID  int         // numeric owner; -1 keeps the default
+	GID  int         // numeric group; -1 keeps the default
+}
+
+// Host is one node. Implementations are safe for concurrent use.
+type Host interface {
+	// Name is the node's name from the config, used in every message.
+	Name() string
+	// Run runs a /bin/sh command line with root rights (sudo is added by the
+	// connector when the login user is not root). stdin may be nil.
+	Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error)
+	// WriteFile replaces f.Path atomically: a temporary file in the same
+	// directory, synced, owned and moded, then renamed over the target. Once
+	// started, a write finishes even if ctx is cancelled, so an interrupt never
+	// leaves a half-written file. The parent directory must exist.
+	WriteFile(ctx context.Context, f File) error
+	Close() error
+}

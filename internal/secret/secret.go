@@ -1,0 +1,174 @@
+// Package secret holds the cluster password away from everything that prints.
+//
+// A Secret's value never enters CUE: stacks write the Placeholder where the
+// password belongs, and only the modules that write files or feed stdin swap
+// in the real value. Every output stream also goes through a Redactor as a
+// last line of defence.
+package secret
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"unicode"
+)
+
+// Placeholder stands for the cluster password in rendered resources.
+const Placeholder = "@@hastack:redis-password@@"
+
+// Shown is how a secret is printed.
+const Shown = "(sensitive)"
+
+// Source says where the password comes from. Exactly one of Env and File is set.
+type Source struct {
+	Env  string `json:"env,omitempty"`
+	File string `json:"file,omitempty"`
+}
+
+func (s Source) String() string {
+	if s.File != "" {
+		return "file " + s.File
+	}
+	return "environment variable " + s.Env
+}
+
+// Secret is a password that refuses to be printed.
+type Secret struct{ v string }
+
+// New wraps a value (tests and rotation use it).
+func New(v string) Secret { return Secret{v} }
+
+// Value returns the password itself: only for writing it where it belongs.
+func (s Secret) Value() string { return s.v }
+
+// IsZero reports whether no password is set.
+func (s Secret) IsZero() bool { return s.v == "" }
+
+func (s Secret) String() string   { return Shown }
+func (s Secret) GoString() string { return Shown }
+
+// MarshalJSON keeps a secret out of any JSON output.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Shown + `"`), nil }
+
+// ErrUnset is returned when the source holds no password at all.
+var ErrUnset = errors.New("no password set")
+
+// Resolve reads the password. Errors never contain the value.
+func (s Source) Resolve() (Secret, error) {
+	var v string
+	switch {
+	case s.File != "":
+		b, err := os.ReadFile(s.File)
+		if err != nil {
+			return Secret{}, fmt.Errorf("password %s: %w", s, errors.Unwrap(err))
+		}
+		v = strings.TrimRight(string(b), "\r\n")
+	case s.Env != "":
+		var ok bool
+		v, ok = os.LookupEnv(s.Env)
+		if !ok {
+			return Secret{}, fmt.Errorf("password %s: %w", s, ErrUnset)
+		}
+	default:
+		return Secret{}, errors.New("password: no source given (set secret.env or secret.file)")
+	}
+	if err := Check(v); err != nil {
+		return Secret{}, fmt.Errorf("password %s: %w", s, err)
+	}
+	return Secret{v}, nil
+}
+
+// Check tells whether v can serve as the Redis password, without quoting it.
+// Redis, Sentinel and HAProxy read it as one bare word of a config line.
+func Check(v string) error {
+	switch {
+	case v == "":
+		return errors.New("the password is empty")
+	case len(v) < 8:
+		return errors.New("the password is shorter than 8 characters")
+	case len(v) > 512:
+		return errors.New("the password is longer than 512 characters")
+	}
+	for _, r := range v {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '"' || r == '\'' || r == '#' || r == '\\' {
+			return errors.New("the password holds a space, quote, '#', backslash or control character, which config files cannot carry unquoted")
+		}
+	}
+	if strings.Contains(v, "@@") {
+		return errors.New("the password may not contain \"@@\"")
+	}
+	return nil
+}
+
+// Fill replaces the Placeholder in b with the password.
+func Fill(b []byte, s Secret) []byte {
+	if s.IsZero() {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(Placeholder), []byte(s.v))
+}
+
+// Mask replaces the Placeholder with Shown, for display.
+func Mask(s string) string { return strings.ReplaceAll(s, Placeholder, Shown) }
+
+// Redactor is an io.Writer that replaces every known secret value with Shown
+// before passing bytes on. It buffers up to a line so a secret split across
+// two writes is still caught.
+type Redactor struct {
+	mu      sync.Mutex
+	w       io.Writer
+	secrets [][]byte
+	buf     []byte
+}
+
+// NewRedactor wraps w.
+func NewRedactor(w io.Writer) *Redactor { return &Redactor{w: w} }
+
+// Add registers a value to hide. Empty values are ignored.
+func (r *Redactor) Add(s Secret) {
+	if s.IsZero() {
+		return
+	}
+	r.mu.Lock()
+	r.secrets = append(r.secrets, []byte(s.v))
+	r.mu.Unlock()
+}
+
+func (r *Redactor) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf = append(r.buf, p...)
+	if i := bytes.LastIndexByte(r.buf, '\n'); i >= 0 {
+		out := r.redact(r.buf[:i+1])
+		r.buf = append(r.buf[:0], r.buf[i+1:]...)
+		if _, err := r.w.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes out a trailing partial line.
+func (r *Redactor) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.buf) == 0 {
+		return nil
+	}
+	out := r.redact(r.buf)
+	r.buf = r.buf[:0]
+	_, err := r.w.Write(out)
+	return err
+}
+
+func (r *Redactor) redact(b []byte) []byte {
+	out := append([]byte(nil), b...)
+	for _, s := range r.secrets {
+		out = bytes.ReplaceAll(out, s, []byte(Shown))
+	}
+	return out
+}
