@@ -1,0 +1,130 @@
+// Package engine turns a loaded config into a plan and carries it out:
+// render per-node resources from the stack, gather facts over one
+// connection per node, diff into a plan, apply it phase by phase.
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"sync"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/load"
+
+	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/schema"
+	"hastack.dev/hastack/stacks"
+)
+
+// Rendered is one cluster's desired state.
+type Rendered struct {
+	Cluster *config.Cluster `json:"-"`
+	Primary string          `json:"primary"` // the primary the stack was rendered for
+	Phases  []Phase         `json:"phases"`
+	Nodes   []NodeSpec      `json:"nodes"` // in apply order: primary first
+}
+
+// Phase is one step of the procedure.
+type Phase struct {
+	Name   string `json:"name"`
+	Serial bool   `json:"serial,omitempty"`
+}
+
+// NodeSpec is what one node should hold.
+type NodeSpec struct {
+	Name      string             `json:"name"`
+	IP        string             `json:"ip"`
+	SSH       config.SSH         `json:"ssh"`
+	Resources []modules.Resource `json:"resources"`
+}
+
+// virtualDir is where the embedded stack is "loaded" from: only the overlay
+// exists there.
+const virtualDir = "/hastack-embedded"
+
+var (
+	stackOnce sync.Map // *cue.Context → cue.Value of package hastack.dev/stacks/hsts
+)
+
+// stackFor builds the embedded stack package in ctx (once per context).
+func stackFor(ctx *cue.Context) (cue.Value, error) {
+	if v, ok := stackOnce.Load(ctx); ok {
+		return v.(cue.Value), nil
+	}
+	ov := map[string]load.Source{
+		virtualDir + "/cue.mod/module.cue": load.FromString("module: \"hastack.dev/embedded\"\nlanguage: version: \"v0.14.0\"\n"),
+		virtualDir + "/stack.cue":          load.FromString("package embedded\n\nimport \"hastack.dev/stacks/hsts\"\n\nstack: hsts.#Stack\n"),
+	}
+	add := func(fsys fs.FS, prefix string) error {
+		return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || path.Ext(p) != ".cue" {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			ov[virtualDir+"/cue.mod/pkg/"+prefix+"/"+p] = load.FromBytes(b)
+			return nil
+		})
+	}
+	if err := add(schema.FS, schema.ImportPrefix); err != nil {
+		return cue.Value{}, err
+	}
+	if err := add(stacks.FS, stacks.ImportPrefix); err != nil {
+		return cue.Value{}, err
+	}
+	insts := load.Instances([]string{"."}, &load.Config{Dir: virtualDir, Overlay: ov})
+	if insts[0].Err != nil {
+		return cue.Value{}, fmt.Errorf("embedded stack: %v", insts[0].Err)
+	}
+	v := ctx.BuildInstance(insts[0])
+	if v.Err() != nil {
+		return cue.Value{}, fmt.Errorf("embedded stack: %v", v.Err())
+	}
+	v = v.LookupPath(cue.ParsePath("stack"))
+	stackOnce.Store(ctx, v)
+	return v, nil
+}
+
+// Render fills the stack with a validated cluster and the node that is
+// primary now, and decodes the per-node resources.
+func Render(ctx *cue.Context, cl *config.Cluster, primary string) (*Rendered, error) {
+	st, err := stackFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := st.FillPath(cue.ParsePath("cluster"), cl.Value).FillPath(cue.ParsePath("primary"), primary)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		return nil, fmt.Errorf("cluster %s: rendering the stack: %v", cl.Name, err)
+	}
+	r := &Rendered{Cluster: cl, Primary: primary}
+	if err := v.LookupPath(cue.ParsePath("phases")).Decode(&r.Phases); err != nil {
+		return nil, fmt.Errorf("cluster %s: phases: %v", cl.Name, err)
+	}
+	// Resources carry module-specific specs: go through JSON so each module
+	// decodes its own.
+	b, err := v.LookupPath(cue.ParsePath("nodes")).MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: nodes: %v", cl.Name, err)
+	}
+	if err := json.Unmarshal(b, &r.Nodes); err != nil {
+		return nil, fmt.Errorf("cluster %s: nodes: %v", cl.Name, err)
+	}
+	for _, n := range r.Nodes {
+		seen := map[string]bool{}
+		for _, res := range n.Resources {
+			if seen[res.ID] {
+				return nil, fmt.Errorf("cluster %s: node %s: resource %s rendered twice", cl.Name, n.Name, res.ID)
+			}
+			seen[res.ID] = true
+			if _, err := modules.Lookup(res.Kind); err != nil {
+				return nil, fmt.Errorf("cluster %s: node %s: %s: %v", cl.Name, n.Name, res.ID, err)
+			}
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,98 @@
+package modules
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// asconfSpec is a set of aspera.conf <server> settings, changed with
+// asconfigurator as 003 step 3 does, and only where the value differs.
+type asconfSpec struct {
+	Path     string    `json:"path"` // /opt/aspera/etc/aspera.conf
+	Settings []setting `json:"settings"`
+}
+
+type setting struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type asconfModule struct{}
+
+func init() { register("asconf", asconfModule{}) }
+
+func (asconfModule) Probe(r *Resource) (string, error) {
+	var s asconfSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return "", err
+	}
+	return catProbe(s.Path), nil
+}
+
+var serverSection = regexp.MustCompile(`(?s)<server>(.*?)</server>`)
+
+// serverValue reads <key>value</key> from the <server> section.
+func serverValue(conf, key string) (string, bool) {
+	m := serverSection.FindStringSubmatch(conf)
+	if m == nil {
+		return "", false
+	}
+	v := regexp.MustCompile(`(?s)<` + regexp.QuoteMeta(key) + `>(.*?)</` + regexp.QuoteMeta(key) + `>`).FindStringSubmatch(m[1])
+	if v == nil {
+		return "", false
+	}
+	return strings.TrimSpace(v[1]), true
+}
+
+// asconfigurator builds 003's command line; lists are double-quoted.
+func asconfigurator(key, value string) string {
+	v := value
+	if strings.Contains(v, ",") {
+		v = `"` + v + `"`
+	}
+	return "asconfigurator -x " + Quote("set_server_data;"+key+","+v)
+}
+
+func (asconfModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+	var s asconfSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return nil, err
+	}
+	f, err := parseFact(b)
+	if err != nil {
+		return nil, err
+	}
+	if !f.has {
+		return nil, fmt.Errorf("%s is missing: is HSTS installed on this node?", s.Path)
+	}
+	var cmds, notes []string
+	for _, st := range s.Settings {
+		have, ok := serverValue(string(f.data), st.Key)
+		if ok && have == st.Value {
+			continue
+		}
+		if !ok {
+			have = "(unset)"
+		}
+		notes = append(notes, fmt.Sprintf("%s: %s → %s", st.Key, have, st.Value))
+		cmds = append(cmds, asconfigurator(st.Key, st.Value))
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	c := &Change{Action: Update, Summary: "set " + strings.Join(notes, "; "), Commands: cmds}
+	c.apply = func(ctx context.Context, h host.Host) error {
+		for _, cmd := range cmds {
+			if _, err := run(ctx, h, "PATH=/opt/aspera/bin:$PATH "+cmd, nil, secret.Secret{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return c, nil
+}

@@ -1,0 +1,137 @@
+package modules
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// commandSpec is a command with a guard, so the plan knows whether it runs.
+// With no guard it always runs and the plan says its effect is unknown.
+type commandSpec struct {
+	Cmd     string `json:"cmd"`
+	Stdin   string `json:"stdin,omitempty"`   // may hold secret.Placeholder
+	Creates string `json:"creates,omitempty"` // skip when this path exists
+	Removes string `json:"removes,omitempty"` // skip when this path is missing
+	Unless  string `json:"unless,omitempty"`  // skip when this read-only check exits 0
+	Onlyif  string `json:"onlyif,omitempty"`  // run only when this read-only check exits 0
+	// Stamp records a keyed hash of the command and its input on the node
+	// after a successful run; the command runs again only when they change.
+	// For commands whose result cannot be read back (askmscli).
+	Stamp bool `json:"stamp,omitempty"`
+}
+
+type commandModule struct{}
+
+func init() { register("command", commandModule{}) }
+
+// StampDir holds the stamps of commands on each node.
+const StampDir = "/var/lib/hastack/stamps"
+
+func stampPath(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return StampDir + "/" + hex.EncodeToString(h[:8])
+}
+
+func (commandModule) Probe(r *Resource) (string, error) {
+	var s commandSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if s.Creates != "" {
+		fmt.Fprintf(&b, "[ -e %s ] && echo creates 1 || echo creates 0\n", Quote(s.Creates))
+	}
+	if s.Removes != "" {
+		fmt.Fprintf(&b, "[ -e %s ] && echo removes 1 || echo removes 0\n", Quote(s.Removes))
+	}
+	if s.Unless != "" {
+		fmt.Fprintf(&b, "( %s ) >/dev/null 2>&1 </dev/null; echo unless $?\n", s.Unless)
+	}
+	if s.Onlyif != "" {
+		fmt.Fprintf(&b, "( %s ) >/dev/null 2>&1 </dev/null; echo onlyif $?\n", s.Onlyif)
+	}
+	if s.Stamp {
+		fmt.Fprintf(&b, "echo stamp $(cat %s 2>/dev/null)\n", stampPath(r.ID))
+	}
+	return b.String(), nil
+}
+
+// stampOf is keyed with the password, so a stamp says nothing about it to
+// someone who can read the node but does not know it.
+func stampOf(s commandSpec, sec secret.Secret) string {
+	m := hmac.New(sha256.New, []byte("hastack-stamp:"+sec.Value()))
+	m.Write([]byte(s.Cmd + "\x00" + string(secret.Fill([]byte(s.Stdin), sec))))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (commandModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+	var s commandSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return nil, err
+	}
+	f, err := parseFact(b)
+	if err != nil {
+		return nil, err
+	}
+	guarded := false
+	skip := false
+	if s.Creates != "" {
+		guarded = true
+		skip = skip || f.kv["creates"] == "1"
+	}
+	if s.Removes != "" {
+		guarded = true
+		skip = skip || f.kv["removes"] == "0"
+	}
+	if s.Unless != "" {
+		guarded = true
+		skip = skip || f.kv["unless"] == "0"
+	}
+	if s.Onlyif != "" {
+		guarded = true
+		skip = skip || f.kv["onlyif"] != "0"
+	}
+	var stamp string
+	if s.Stamp {
+		guarded = true
+		stamp = stampOf(s, env.Secret)
+		skip = skip || f.kv["stamp"] == stamp
+	}
+	if len(env.Triggered) > 0 {
+		skip = false
+	}
+	if skip {
+		return nil, nil
+	}
+	shown := secret.Mask(s.Cmd)
+	if s.Stdin != "" {
+		shown += "  (stdin: " + secret.Mask(s.Stdin) + ")"
+	}
+	c := &Change{Action: Run, Summary: "run " + secret.Mask(s.Cmd), Commands: []string{shown}, Unpredictable: !guarded}
+	if len(env.Triggered) > 0 {
+		c.Reason = strings.Join(env.Triggered, ", ") + " changed"
+	}
+	var stdin []byte
+	if s.Stdin != "" {
+		stdin = secret.Fill([]byte(s.Stdin), env.Secret)
+	}
+	sec := env.Secret
+	c.apply = func(ctx context.Context, h host.Host) error {
+		if _, err := run(ctx, h, s.Cmd, stdin, sec); err != nil {
+			return err
+		}
+		if stamp == "" {
+			return nil
+		}
+		_, err := run(ctx, h, fmt.Sprintf("mkdir -p %s && echo %s > %s", StampDir, stamp, stampPath(r.ID)), nil, sec)
+		return err
+	}
+	return c, nil
+}

@@ -1,0 +1,287 @@
+package modules
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// confSpec is a Redis or Sentinel config file in which hastack owns some
+// directives and leaves every other line alone: Redis and Sentinel rewrite
+// their own files at run time (replicaof, sentinel myid, epochs, known-*
+// lines, the monitor address), and a tool that templates the whole file
+// reverts a failover. Owned directives are matched by their leading tokens.
+type confSpec struct {
+	Path       string      `json:"path"`
+	Owner      string      `json:"owner"`
+	Group      string      `json:"group"`
+	Mode       string      `json:"mode"`
+	Header     []string    `json:"header"` // comment lines of a new file
+	Directives []directive `json:"directives"`
+	// Live, when set, is how a changed directive is applied to the running
+	// server without a restart: "redis" (CONFIG SET) or "sentinel"
+	// (SENTINEL SET / SENTINEL CONFIG SET). Addr is "ip port".
+	Live     string `json:"live,omitempty"`
+	LiveAddr string `json:"liveAddr,omitempty"`
+}
+
+type directive struct {
+	Key     string `json:"key"`   // identity, e.g. "sentinel monitor myprimary"
+	Value   string `json:"value"` // wanted arguments
+	Comment string `json:"comment,omitempty"`
+	// Keep lists argument positions the server rewrites at run time: an
+	// existing value there is kept. Runtime keeps all of them: the line is
+	// only added when missing (replicaof).
+	Keep    []int  `json:"keep,omitempty"`
+	Runtime bool   `json:"runtime,omitempty"`
+	Absent  bool   `json:"absent,omitempty"`  // the directive must not be there
+	LiveSet string `json:"liveSet,omitempty"` // command that sets it at run time, e.g. "SENTINEL SET myprimary quorum"
+}
+
+type confModule struct{}
+
+func init() { register("conf", confModule{}) }
+
+func (confModule) Probe(r *Resource) (string, error) {
+	var s confSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return "", err
+	}
+	return metaProbe(s.Path, s.Owner, s.Group) + catProbe(s.Path), nil
+}
+
+func (confModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+	var s confSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return nil, err
+	}
+	f, err := parseFact(b)
+	if err != nil {
+		return nil, err
+	}
+	for i := range s.Directives {
+		s.Directives[i].Value = string(secret.Fill([]byte(s.Directives[i].Value), env.Secret))
+	}
+	var want string
+	var live []string
+	if !f.has {
+		want = renderConf(s)
+	} else {
+		want, live = mergeConf(string(f.data), s.Directives)
+	}
+	c, err := fileChange(s.Path, s.Owner, s.Group, s.Mode, f, want, env.Secret)
+	if c == nil || err != nil {
+		return c, err
+	}
+	if c.Action == Update && s.Live != "" && len(live) > 0 && !strings.Contains(c.Summary, "mode") && !strings.Contains(c.Summary, "owner") {
+		// Every changed line can be set at run time: do that, then write
+		// the file, and tell watchers no restart is needed.
+		cmds := make([]string, len(live))
+		for i, l := range live {
+			cmds[i] = mask(l, env.Secret)
+		}
+		c.Commands = cmds
+		c.Summary += " (applied live, no restart)"
+		c.Live = true
+		write := c.apply
+		c.apply = func(ctx context.Context, h host.Host) error {
+			for _, l := range live {
+				if err := liveSet(ctx, h, s.Live, s.LiveAddr, l, env.Secret); err != nil {
+					return err
+				}
+			}
+			return write(ctx, h)
+		}
+	}
+	return c, nil
+}
+
+// liveSet sends one command to the local Redis or Sentinel.
+func liveSet(ctx context.Context, h host.Host, kind, addr, cmd string, sec secret.Secret) error {
+	ip, port, _ := strings.Cut(addr, " ")
+	line := fmt.Sprintf("REDISCLI_AUTH=%s %s --no-auth-warning -h %s -p %s %s", Quote(secret.Placeholder), redisCLI, Quote(ip), Quote(port), cmd)
+	res, err := run(ctx, h, line, nil, sec)
+	if err != nil {
+		return err
+	}
+	if out := strings.TrimSpace(string(res.Stdout)); out != "OK" {
+		return fmt.Errorf("%s: %s", secret.Mask(cmd), mask(out, sec))
+	}
+	return nil
+}
+
+// redisCLI prefers the product's own CLI (003 uses asredis).
+const redisCLI = `"$(command -v /opt/aspera/bin/asredis || command -v redis-cli)"`
+
+func renderConf(s confSpec) string {
+	var b strings.Builder
+	for _, h := range s.Header {
+		b.WriteString(h + "\n")
+	}
+	for _, d := range s.Directives {
+		if d.Absent {
+			continue
+		}
+		if d.Comment != "" {
+			b.WriteString("# " + d.Comment + "\n")
+		}
+		b.WriteString(strings.TrimSpace(d.Key+" "+d.Value) + "\n")
+	}
+	return b.String()
+}
+
+// mergeConf edits the owned directives of an existing file in place: a
+// changed line is replaced where it stands, a missing one is appended,
+// duplicates of an owned directive are dropped, all other lines are kept.
+// It also returns, for each changed directive that has a LiveSet, the
+// command that applies it at run time (nil when any change needs a restart).
+func mergeConf(old string, ds []directive) (string, []string) {
+	lines := splitLines(old)
+	drop := map[int]bool{}
+	var appendLines, live []string
+	restart := false
+	for _, d := range ds {
+		key := tokenize(d.Key)
+		var idx []int
+		for i, l := range lines {
+			if !drop[i] && hasPrefixTokens(tokenize(l), key) {
+				idx = append(idx, i)
+			}
+		}
+		if d.Absent {
+			for _, i := range idx {
+				drop[i] = true
+			}
+			if len(idx) > 0 {
+				restart = true
+			}
+			continue
+		}
+		if len(idx) == 0 {
+			if d.Comment != "" {
+				appendLines = append(appendLines, "# "+d.Comment)
+			}
+			appendLines = append(appendLines, strings.TrimSpace(d.Key+" "+d.Value))
+			if d.LiveSet == "" {
+				restart = true
+			} else {
+				live = append(live, d.LiveSet+" "+d.Value)
+			}
+			continue
+		}
+		for _, i := range idx[1:] {
+			drop[i] = true
+		}
+		if d.Runtime {
+			continue
+		}
+		have := tokenize(lines[idx[0]])[len(key):]
+		want := tokenize(d.Value)
+		for _, k := range d.Keep {
+			if k < len(have) && k < len(want) {
+				want[k] = have[k]
+			}
+		}
+		if !equalTokens(have, want) {
+			lines[idx[0]] = strings.TrimSpace(d.Key + " " + strings.Join(quoteTokens(want), " "))
+			if d.LiveSet == "" {
+				restart = true
+			} else {
+				live = append(live, d.LiveSet+" "+strings.Join(quoteTokens(want), " "))
+			}
+		}
+	}
+	var b strings.Builder
+	for i, l := range lines {
+		if !drop[i] {
+			b.WriteString(l + "\n")
+		}
+	}
+	for _, l := range appendLines {
+		b.WriteString(l + "\n")
+	}
+	if restart {
+		live = nil
+	}
+	return b.String(), live
+}
+
+// tokenize splits a config line the way Redis does (sdssplitargs): spaces
+// separate, "..." and '...' quote. A comment line gives no tokens.
+func tokenize(line string) []string {
+	line = strings.TrimSpace(line)
+	if line == "" || line[0] == '#' {
+		return nil
+	}
+	var toks []string
+	var cur strings.Builder
+	inTok := false
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == '\\' && quote == '"' && i+1 < len(line) {
+				i++
+				cur.WriteByte(line[i])
+			} else if c == quote {
+				quote = 0
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '"' || c == '\'':
+			quote, inTok = c, true
+		case c == ' ' || c == '\t':
+			if inTok {
+				toks = append(toks, cur.String())
+				cur.Reset()
+				inTok = false
+			}
+		default:
+			cur.WriteByte(c)
+			inTok = true
+		}
+	}
+	if inTok {
+		toks = append(toks, cur.String())
+	}
+	return toks
+}
+
+func hasPrefixTokens(toks, key []string) bool {
+	if len(toks) < len(key) || len(key) == 0 {
+		return false
+	}
+	for i, k := range key {
+		if !strings.EqualFold(toks[i], k) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalTokens(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func quoteTokens(ts []string) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		if t == "" || strings.ContainsAny(t, " \t\"'") {
+			t = `"` + strings.ReplaceAll(t, `"`, `\"`) + `"`
+		}
+		out[i] = t
+	}
+	return out
+}

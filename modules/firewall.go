@@ -1,0 +1,145 @@
+package modules
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// firewallSpec restricts TCP ports to a list of source addresses. The
+// seed's ACCEPT lines alone restrict nothing, so hastack keeps its rules in
+// a chain of its own, ending in a REJECT for the same ports, jumped to from
+// the top of INPUT. The chain is replaced as a whole with iptables-restore
+// (atomic), and saved to Persist for reboots.
+type firewallSpec struct {
+	Chain   string   `json:"chain"`   // e.g. HASTACK
+	Sources []string `json:"sources"` // the cluster's IPs
+	Ports   []int    `json:"ports"`
+	Persist string   `json:"persist,omitempty"` // iptables-save file, e.g. /etc/iptables/rules.v4
+}
+
+type firewallModule struct{}
+
+func init() { register("firewall", firewallModule{}) }
+
+// rules are the chain's rules as `iptables -S` prints them.
+func (s firewallSpec) rules() []string {
+	var out []string
+	for _, p := range s.Ports {
+		for _, src := range s.Sources {
+			out = append(out, fmt.Sprintf("-A %s -s %s/32 -p tcp -m tcp --dport %d -j ACCEPT", s.Chain, src, p))
+		}
+		out = append(out, fmt.Sprintf("-A %s -p tcp -m tcp --dport %d -j REJECT --reject-with tcp-reset", s.Chain, p))
+	}
+	return out
+}
+
+func (firewallModule) Probe(r *Resource) (string, error) {
+	var s firewallSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return "", err
+	}
+	p := fmt.Sprintf("iptables -S INPUT 2>/dev/null | sed 's/^/input /'\niptables -S %[1]s 2>/dev/null | sed 's/^/chain /'\n", Quote(s.Chain))
+	if s.Persist != "" {
+		p += fmt.Sprintf("[ -f %[1]s ] && grep -E -- '^-A (INPUT|%[2]s) ' %[1]s | sed 's/^/saved /'\n", Quote(s.Persist), s.Chain)
+	}
+	return p, nil
+}
+
+func (firewallModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+	var s firewallSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return nil, err
+	}
+	var input, chain, saved []string
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		switch k {
+		case "input":
+			if strings.HasPrefix(v, "-A ") {
+				input = append(input, v)
+			}
+		case "chain":
+			if strings.HasPrefix(v, "-A ") {
+				chain = append(chain, v)
+			}
+		case "saved":
+			saved = append(saved, v)
+		}
+	}
+	want := s.rules()
+	jump := "-A INPUT -j " + s.Chain
+	jumps := 0
+	for _, l := range input {
+		if l == jump {
+			jumps++
+		}
+	}
+	var notes []string
+	chainOK := strings.Join(chain, "\n") == strings.Join(want, "\n")
+	jumpOK := len(input) > 0 && input[0] == jump && jumps == 1
+	if !chainOK {
+		notes = append(notes, "chain "+s.Chain)
+	}
+	if !jumpOK {
+		notes = append(notes, "jump from INPUT")
+	}
+	wantSaved := append([]string{jump}, want...)
+	var gotSaved []string
+	for _, l := range saved {
+		if l == jump || strings.HasPrefix(l, "-A "+s.Chain+" ") {
+			gotSaved = append(gotSaved, l)
+		}
+	}
+	saveOK := s.Persist == "" || (strings.Join(gotSaved, "\n") == strings.Join(wantSaved, "\n") && len(saved) > 0 && saved[0] == jump)
+	if !saveOK {
+		notes = append(notes, "saved rules in "+s.Persist)
+	}
+	if len(notes) == 0 {
+		return nil, nil
+	}
+	c := &Change{Action: Update, Summary: "firewall: " + strings.Join(notes, ", ")}
+	if len(chain) == 0 && len(input) == 0 {
+		c.Action = Create
+	}
+	c.Diff = UnifiedDiff("iptables "+s.Chain, strings.Join(append([]string{}, chain...), "\n")+"\n", strings.Join(want, "\n")+"\n")
+	if chainOK {
+		c.Diff = ""
+	}
+	script := s.script()
+	c.Commands = []string{"iptables-restore --noflush (chain " + s.Chain + ")", "iptables -I INPUT 1 -j " + s.Chain}
+	if s.Persist != "" {
+		c.Commands = append(c.Commands, "iptables-save > "+s.Persist)
+	}
+	c.apply = func(ctx context.Context, h host.Host) error {
+		_, err := run(ctx, h, script, nil, secret.Secret{})
+		return err
+	}
+	return c, nil
+}
+
+// script replaces the chain atomically, puts one jump at the top of INPUT
+// (the new jump is inserted before old ones are removed, so the ports are
+// never open), and saves.
+func (s firewallSpec) script() string {
+	var b strings.Builder
+	b.WriteString("set -e\n")
+	fmt.Fprintf(&b, "iptables -N %s 2>/dev/null || true\n", s.Chain)
+	b.WriteString("iptables-restore --noflush <<'EOF'\n*filter\n")
+	fmt.Fprintf(&b, ":%s - [0:0]\n-F %s\n", s.Chain, s.Chain)
+	for _, r := range s.rules() {
+		b.WriteString(r + "\n")
+	}
+	b.WriteString("COMMIT\nEOF\n")
+	fmt.Fprintf(&b, "iptables -I INPUT 1 -j %s\n", s.Chain)
+	fmt.Fprintf(&b, "n=$(iptables -S INPUT | grep -c -x -- '-A INPUT -j %s')\n", s.Chain)
+	fmt.Fprintf(&b, "while [ \"$n\" -gt 1 ]; do i=$(iptables -L INPUT --line-numbers -n | awk '$2==\"%s\"{print $1}' | tail -1); iptables -D INPUT \"$i\"; n=$((n-1)); done\n", s.Chain)
+	if s.Persist != "" {
+		d := s.Persist[:strings.LastIndex(s.Persist, "/")+1]
+		fmt.Fprintf(&b, "mkdir -p %s\numask 077\niptables-save > %s.hastack-tmp\nmv %s.hastack-tmp %s\n", Quote(d), Quote(s.Persist), Quote(s.Persist), Quote(s.Persist))
+	}
+	return b.String()
+}

@@ -1,0 +1,110 @@
+// Package modules holds hastack's resource types. A module is one kind of
+// resource (file, conf, command, service, firewall, asconf). Like pyinfra it
+// splits facts from operations: Probe says how to read the current state
+// (a read-only shell snippet; the engine runs every snippet of a node in one
+// script over one SSH exec), Diff compares it with the desired state without
+// touching the node, and Apply carries out the change.
+package modules
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// Resource is one piece of desired state on one node, as rendered by a stack.
+type Resource struct {
+	ID    string          `json:"id"`              // unique on its node, e.g. "file:/etc/x"
+	Kind  string          `json:"kind"`            // module name
+	Phase int             `json:"phase"`           // index into the stack's phases
+	Watch []string        `json:"watch,omitempty"` // react when one of these resources changes
+	Spec  json.RawMessage `json:"spec"`            // the module's own fields
+}
+
+// Action is what a change does, for symbols and counts.
+type Action string
+
+const (
+	Create  Action = "create"
+	Update  Action = "update"
+	Delete  Action = "delete"
+	Run     Action = "run"   // a command runs
+	Start   Action = "start" // service actions
+	Stop    Action = "stop"
+	Restart Action = "restart"
+	Enable  Action = "enable"
+)
+
+// Change is what Diff found. Everything exported is safe to print and save:
+// secrets appear only as secret.Shown.
+type Change struct {
+	Action        Action   `json:"action"`
+	Summary       string   `json:"summary"`                 // one line
+	Diff          string   `json:"diff,omitempty"`          // unified diff for files
+	Commands      []string `json:"commands,omitempty"`      // command lines that will run
+	Unpredictable bool     `json:"unpredictable,omitempty"` // a command with no guard: its effect is not known
+	Reason        string   `json:"reason,omitempty"`        // why a watched resource acts
+	Live          bool     `json:"live,omitempty"`          // applied to the running server: watchers need no restart
+
+	apply func(ctx context.Context, h host.Host) error // carries what Apply needs (may hold secrets)
+}
+
+// Env is what Diff may know beyond the resource and its fact.
+type Env struct {
+	Secret    secret.Secret
+	Triggered []string        // watched resources that change in this plan
+	Stopped   map[string]bool // units an earlier phase of this plan stops
+	Node      string          // node name
+}
+
+// Module is one resource kind.
+type Module interface {
+	// Probe returns a POSIX sh snippet that prints the fact Diff needs. It
+	// must not change anything. It may read $HASTACK_PW (the password).
+	Probe(r *Resource) (string, error)
+	// Diff returns the change that brings the node to r, or nil when the
+	// node already matches.
+	Diff(r *Resource, fact []byte, env *Env) (*Change, error)
+}
+
+var registry = map[string]Module{}
+
+func register(kind string, m Module) { registry[kind] = m }
+
+// Lookup returns the module of a kind.
+func Lookup(kind string) (Module, error) {
+	m, ok := registry[kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown resource kind %q", kind)
+	}
+	return m, nil
+}
+
+// Kinds lists the registered kinds.
+func Kinds() []string {
+	var ks []string
+	for k := range registry {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// Apply carries out a change that Diff returned.
+func (c *Change) Apply(ctx context.Context, h host.Host) error {
+	if c.apply == nil {
+		return nil
+	}
+	return c.apply(ctx, h)
+}
+
+func decodeSpec(r *Resource, v any) error {
+	if err := json.Unmarshal(r.Spec, v); err != nil {
+		return fmt.Errorf("%s: bad spec: %v", r.ID, err)
+	}
+	return nil
+}

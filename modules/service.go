@@ -1,0 +1,120 @@
+package modules
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// serviceSpec is a systemd unit. A resource with StopFirst is the "stop
+// before reconfiguring" step of 003: it acts only when a watched resource
+// changes. Otherwise the unit is enabled and running, and restarted when a
+// watched resource changes (like an Ansible handler, but a restart owed
+// survives a failed run: a marker on the node remembers it).
+type serviceSpec struct {
+	Unit      string `json:"unit"`
+	Enabled   bool   `json:"enabled,omitempty"`
+	Running   bool   `json:"running,omitempty"`
+	StopFirst bool   `json:"stopFirst,omitempty"`
+}
+
+type serviceModule struct{}
+
+func init() { register("service", serviceModule{}) }
+
+// PendingDir holds markers of restarts owed on each node.
+const PendingDir = "/var/lib/hastack/pending"
+
+func (serviceModule) Probe(r *Resource) (string, error) {
+	var s serviceSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return "", err
+	}
+	u := Quote(s.Unit)
+	return fmt.Sprintf("echo active $(systemctl is-active %[1]s 2>/dev/null)\necho enabled $(systemctl is-enabled %[1]s 2>/dev/null)\n[ -e %[2]s/%[1]s ] && echo pending 1\n", u, PendingDir), nil
+}
+
+func (serviceModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+	var s serviceSpec
+	if err := decodeSpec(r, &s); err != nil {
+		return nil, err
+	}
+	f, err := parseFact(b)
+	if err != nil {
+		return nil, err
+	}
+	active := f.kv["active"] == "active"
+	enabled := f.kv["enabled"] == "enabled"
+	triggered := len(env.Triggered) > 0
+	reason := ""
+	if triggered {
+		reason = strings.Join(env.Triggered, ", ") + " changed"
+	}
+	if f.kv["pending"] == "1" {
+		triggered = true
+		reason = "a restart owed by an earlier run"
+	}
+	u := s.Unit
+	if s.StopFirst {
+		if !triggered || !active {
+			return nil, nil
+		}
+		env.Stopped[u] = true
+		return &Change{Action: Stop, Summary: "stop " + u, Reason: reason,
+			Commands: []string{"systemctl stop " + u}, apply: systemctl("stop", u, false)}, nil
+	}
+	var cmds []string
+	var act Action
+	if s.Enabled && !enabled {
+		cmds = append(cmds, "systemctl enable "+u)
+		act = Enable
+	}
+	restart := false
+	if s.Running {
+		switch {
+		case !active || env.Stopped[u]:
+			cmds = append(cmds, "systemctl start "+u)
+			act = Start
+		case triggered:
+			cmds = append(cmds, "systemctl restart "+u)
+			act, restart = Restart, true
+		}
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	c := &Change{Action: act, Summary: strings.Join(cmds, "; "), Commands: cmds, Reason: reason}
+	if !restart && act != Start {
+		c.Reason = ""
+	}
+	c.apply = func(ctx context.Context, h host.Host) error {
+		for _, cmd := range cmds {
+			if _, err := run(ctx, h, cmd, nil, secret.Secret{}); err != nil {
+				return err
+			}
+		}
+		_, err := run(ctx, h, "rm -f "+PendingDir+"/"+Quote(u), nil, secret.Secret{})
+		return err
+	}
+	return c, nil
+}
+
+// MarkPending is the command that records a restart owed to unit, run
+// before anything the unit watches is changed.
+func MarkPending(units []string) string {
+	q := make([]string, len(units))
+	for i, u := range units {
+		q[i] = PendingDir + "/" + Quote(u)
+	}
+	return "mkdir -p " + PendingDir + " && touch " + strings.Join(q, " ")
+}
+
+func systemctl(verb, unit string, _ bool) func(context.Context, host.Host) error {
+	return func(ctx context.Context, h host.Host) error {
+		_, err := run(ctx, h, "systemctl "+verb+" "+Quote(unit), nil, secret.Secret{})
+		return err
+	}
+}

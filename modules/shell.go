@@ -1,0 +1,81 @@
+package modules
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// Quote quotes s for POSIX sh.
+func Quote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@%+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// run runs cmd and turns a non-zero exit into an error. The error quotes
+// stderr (masked), never stdin.
+func run(ctx context.Context, h host.Host, cmd string, stdin []byte, sec secret.Secret) (host.Result, error) {
+	var in io.Reader
+	if stdin != nil {
+		in = bytes.NewReader(stdin)
+	}
+	res, err := h.Run(ctx, string(secret.Fill([]byte(cmd), sec)), in)
+	if err != nil {
+		return res, err
+	}
+	if res.Code != 0 {
+		msg := strings.TrimSpace(string(res.Stderr))
+		if msg == "" {
+			msg = strings.TrimSpace(string(res.Stdout))
+		}
+		if !sec.IsZero() {
+			msg = strings.ReplaceAll(msg, sec.Value(), secret.Shown)
+		}
+		if len(msg) > 400 {
+			msg = msg[:400] + "…"
+		}
+		return res, fmt.Errorf("%s: exit %d: %s", secret.Mask(cmd), res.Code, msg)
+	}
+	return res, nil
+}
+
+// factLines splits a probe's output into "key value" lines; a line
+// "data <base64>" is decoded into data.
+type fact struct {
+	kv   map[string]string
+	data []byte
+	has  bool // data line present
+}
+
+func parseFact(b []byte) (fact, error) {
+	f := fact{kv: map[string]string{}}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		if k == "" {
+			continue
+		}
+		if k == "data" {
+			d, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+			if err != nil {
+				return f, fmt.Errorf("bad file data from node: %v", err)
+			}
+			f.data, f.has = d, true
+			continue
+		}
+		f.kv[k] = v
+	}
+	return f, nil
+}
+
+// catProbe prints "data <base64>" when path exists.
+func catProbe(path string) string {
+	return fmt.Sprintf("if [ -f %[1]s ]; then printf 'data '; base64 -w0 %[1]s; echo; fi\n", Quote(path))
+}

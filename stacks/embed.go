@@ -1,0 +1,14 @@
+// Package stacks ships the CUE stacks that render a validated cluster into
+// per-node resources, one CUE package per product, embedded in the binary
+// and overlaid under cue.mod/pkg/hastack.dev/stacks/ of the user's folder.
+package stacks
+
+import "embed"
+
+// ImportPrefix is the CUE import path that FS's top-level folders live under.
+const ImportPrefix = "hastack.dev/stacks"
+
+// FS holds hsts/*.cue (package hsts).
+//
+//go:embed hsts/*.cue
+var FS embed.FS
