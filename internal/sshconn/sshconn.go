@@ -1,0 +1,243 @@
+// Package sshconn is the SSH connector: one SSH connection per node per run,
+// exec sessions for commands and one SFTP session for atomic file writes.
+// *Conn implements host.Host.
+package sshconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"hastack.dev/hastack/internal/host"
+)
+
+// Target is one node to connect to.
+type Target struct {
+	Name string // node name for messages
+	Host string
+	Port int    // default 22
+	User string // default root
+	// Sudo wraps every command in "sudo -n". Callers set it; the usual
+	// default is DefaultSudo(User).
+	Sudo bool
+}
+
+// DefaultSudo is the usual value of Target.Sudo: needed unless we log in as root.
+func DefaultSudo(user string) bool { return user != "" && user != "root" }
+
+// SFTPSubsystem as Config.SFTPServer uses the server's "sftp" subsystem
+// instead of starting sftp-server ourselves.
+const SFTPSubsystem = "subsystem"
+
+// Config is shared by every node of a run.
+type Config struct {
+	KnownHosts []string // known_hosts files; default ~/.ssh/known_hosts
+	// AcceptNew adds unknown host keys to the first KnownHosts file, like
+	// OpenSSH StrictHostKeyChecking=accept-new. A changed key is still refused.
+	AcceptNew             bool
+	InsecureIgnoreHostKey bool     // explicit opt-in only
+	IdentityFiles         []string // default ~/.ssh/id_ed25519, id_ecdsa, id_rsa if present
+	UseAgent              bool     // use SSH_AUTH_SOCK when set
+	ConnectTimeout        time.Duration
+	// KeepAlive is the keepalive@openssh.com interval (default 15s, <0 off);
+	// the connection is closed after 3 intervals without a reply.
+	KeepAlive time.Duration
+	// Dial opens the TCP connection; default net.Dialer. Tests pass a dialer
+	// that reaches into a network namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxSessions bounds concurrent exec sessions per connection (default 8;
+	// OpenSSH allows 10 and the SFTP session takes one more).
+	MaxSessions int
+	// SFTPServer is the sftp-server binary to start (under sudo when
+	// Target.Sudo). Default: the first of /usr/lib/openssh/sftp-server,
+	// /usr/libexec/openssh/sftp-server, /usr/libexec/sftp-server that exists.
+	// SFTPSubsystem uses the server's sftp subsystem instead.
+	SFTPServer string
+}
+
+func (c Config) withDefaults() (Config, bool) {
+	home, _ := os.UserHomeDir()
+	if len(c.KnownHosts) == 0 {
+		c.KnownHosts = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	}
+	explicit := len(c.IdentityFiles) > 0
+	if !explicit {
+		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			c.IdentityFiles = append(c.IdentityFiles, filepath.Join(home, ".ssh", n))
+		}
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 15 * time.Second
+	}
+	if c.Dial == nil {
+		c.Dial = (&net.Dialer{}).DialContext
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 8
+	}
+	return c, explicit
+}
+
+var dials atomic.Int64
+
+// Dials is the number of successful connections made by this process. The
+// benchmarks use it to prove one connection per node.
+func Dials() int64 { return dials.Load() }
+
+// Conn is a connection to one node. It implements host.Host.
+type Conn struct {
+	name   string
+	sudo   bool
+	cfg    Config
+	client *ssh.Client
+	sem    chan struct{} // bounds concurrent sessions
+	done   chan struct{} // closed by Close
+	once   sync.Once
+
+	sftpMu  sync.Mutex
+	sftp    *sftp.Client
+	sftpSub bool // opened as the subsystem: temp files need pre-creating
+}
+
+var _ host.Host = (*Conn)(nil)
+
+// Dial connects to t and authenticates. The handshake is bounded by ctx and
+// c.ConnectTimeout.
+func Dial(ctx context.Context, t Target, c Config) (*Conn, error) {
+	c, explicitIDs := c.withDefaults()
+	if t.Port == 0 {
+		t.Port = 22
+	}
+	if t.User == "" {
+		t.User = "root"
+	}
+	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	cc := &ssh.ClientConfig{User: t.User, Timeout: c.ConnectTimeout}
+	if c.InsecureIgnoreHostKey {
+		cc.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+	} else {
+		hk, err := newHostKeys(t.Name, addr, c)
+		if err != nil {
+			return nil, err
+		}
+		cc.HostKeyCallback = hk.check
+		cc.HostKeyAlgorithms = hk.algorithms()
+	}
+	keys, closeAgent, err := signers(c, explicitIDs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	defer closeAgent()
+	cc.Auth = []ssh.AuthMethod{ssh.PublicKeys(keys...)}
+
+	ctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
+	defer cancel()
+	nc, err := c.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to %s: %w", t.Name, addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	// A cancelled ctx aborts the handshake by closing the socket.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cc)
+	if !stop() {
+		if err == nil {
+			sc.Close()
+		}
+		nc.Close()
+		return nil, fmt.Errorf("%s: connect to %s: %w", t.Name, addr, context.Cause(ctx))
+	}
+	if err != nil {
+		nc.Close()
+		return nil, handshakeError(t.Name, addr, err)
+	}
+	nc.SetDeadline(time.Time{})
+	dials.Add(1)
+	conn := &Conn{
+		name: t.Name, sudo: t.Sudo, cfg: c,
+		client: ssh.NewClient(sc, chans, reqs),
+		sem:    make(chan struct{}, c.MaxSessions),
+		done:   make(chan struct{}),
+	}
+	if c.KeepAlive > 0 {
+		go conn.keepAlive(c.KeepAlive)
+	}
+	return conn, nil
+}
+
+// handshakeError keeps a HostKeyError as is (it names the node) and labels
+// anything else.
+func handshakeError(node, addr string, err error) error {
+	var he *HostKeyError
+	if errors.As(err, &he) {
+		return he
+	}
+	return fmt.Errorf("%s: SSH handshake with %s: %w", node, addr, err)
+}
+
+// Name is the node name.
+func (c *Conn) Name() string { return c.name }
+
+// Close ends the SFTP session and the connection.
+func (c *Conn) Close() error {
+	var err error
+	c.once.Do(func() {
+		close(c.done)
+		c.sftpMu.Lock()
+		if c.sftp != nil {
+			c.sftp.Close()
+		}
+		c.sftpMu.Unlock()
+		err = c.client.Close()
+	})
+	return err
+}
+
+// keepAlive sends keepalive@openssh.com every interval and closes the
+// connection when a reply takes longer than 3 intervals, so a dead node
+// fails fast instead of hanging a run.
+func (c *Conn) keepAlive(interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		timeout := time.NewTimer(3 * interval)
+		select {
+		case err := <-reply:
+			timeout.Stop()
+			if err != nil {
+				return // connection already gone
+			}
+		case <-timeout.C:
+			c.client.Close()
+			return
+		case <-c.done:
+			timeout.Stop()
+			return
+		}
+	}
+}

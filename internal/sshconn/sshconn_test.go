@@ -1,0 +1,285 @@
+package sshconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/sshtest"
+)
+
+// setup starts a test server and returns a Config that trusts it.
+func setup(t *testing.T, opts sshtest.Options) (*sshtest.Server, Target, Config) {
+	t.Helper()
+	s := sshtest.Start(t, opts)
+	tg := Target{Name: "node1", Host: s.Host, Port: s.Port, User: "root"}
+	cfg := Config{KnownHosts: []string{s.WriteKnownHosts(t)}, IdentityFiles: []string{s.IdentityFile}}
+	return s, tg, cfg
+}
+
+func dial(t *testing.T, tg Target, cfg Config) *Conn {
+	t.Helper()
+	c, err := Dial(context.Background(), tg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRun(t *testing.T) {
+	s, tg, cfg := setup(t, sshtest.Options{})
+	before := Dials()
+	c := dial(t, tg, cfg)
+	ctx := context.Background()
+	cases := []struct {
+		cmd, stdin, out, errOut string
+		code                    int
+	}{
+		{cmd: "echo hi", out: "hi\n"},
+		{cmd: "echo bad >&2; exit 7", errOut: "bad\n", code: 7},
+		{cmd: "tr a-z A-Z", stdin: "secret\n", out: "SECRET\n"},
+		{cmd: `printf '%s' "it's quoted"`, out: "it's quoted"},
+	}
+	for _, tc := range cases {
+		var in *strings.Reader
+		if tc.stdin != "" {
+			in = strings.NewReader(tc.stdin)
+		}
+		var res host.Result
+		var err error
+		if in != nil {
+			res, err = c.Run(ctx, tc.cmd, in)
+		} else {
+			res, err = c.Run(ctx, tc.cmd, nil)
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.cmd, err)
+		}
+		if string(res.Stdout) != tc.out || string(res.Stderr) != tc.errOut || res.Code != tc.code {
+			t.Errorf("%q: got out=%q err=%q code=%d", tc.cmd, res.Stdout, res.Stderr, res.Code)
+		}
+	}
+	if got := s.Conns(); got != 1 {
+		t.Errorf("server saw %d connections, want 1", got)
+	}
+	if got := Dials() - before; got != 1 {
+		t.Errorf("Dials() grew by %d, want 1", got)
+	}
+}
+
+func TestRunSudoWrapsCommand(t *testing.T) {
+	c := &Conn{sudo: true}
+	if got, want := c.commandLine("echo 'a'"), `sudo -n /bin/sh -c 'echo '\''a'\'''`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+func TestRunConcurrentBounded(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	cfg.MaxSessions = 3
+	c := dial(t, tg, cfg)
+	// Each command marks itself running with a directory entry and reports
+	// how many commands were running at that moment.
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	peak := 0
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := fmt.Sprintf("cd %s && mkdir r%d && n=$(ls | wc -l) && sleep 0.005 && rmdir r%d && echo $n", dir, i, i)
+			res, err := c.Run(context.Background(), cmd, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			var n int
+			if err == nil {
+				_, err = fmt.Sscan(string(res.Stdout), &n)
+			}
+			if err != nil || res.Code != 0 {
+				errs = append(errs, fmt.Errorf("run %d: %v %q", i, err, res.Stderr))
+			}
+			peak = max(peak, n)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if peak < 1 || peak > 3 {
+		t.Errorf("up to %d commands ran at once, MaxSessions is 3", peak)
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	c := dial(t, tg, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the command is surely running.
+		c.Run(context.Background(), "true", nil)
+		cancel()
+	}()
+	_, err := c.Run(ctx, "sleep 30", nil)
+	if err == nil || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "node1") {
+		t.Fatalf("want a cancellation error naming the node, got %v", err)
+	}
+	// The connection is still usable.
+	if res, err := c.Run(context.Background(), "echo ok", nil); err != nil || string(res.Stdout) != "ok\n" {
+		t.Fatalf("after cancel: %q %v", res.Stdout, err)
+	}
+}
+
+func TestRunAfterCloseNamesNode(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	c := dial(t, tg, cfg)
+	c.Close()
+	if _, err := c.Run(context.Background(), "true", nil); err == nil || !strings.Contains(err.Error(), "node1") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestKeepAliveClosesDeadConnection(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{IgnoreKeepalives: true})
+	cfg.KeepAlive = 10 * time.Millisecond
+	c := dial(t, tg, cfg)
+	select {
+	case <-closedSignal(c):
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection to a peer that never answers keepalives was not closed")
+	}
+}
+
+// closedSignal reports when the underlying SSH connection has ended.
+func closedSignal(c *Conn) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { c.client.Wait(); close(ch) }()
+	return ch
+}
+
+func TestKeepAliveKeepsLiveConnection(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	cfg.KeepAlive = 5 * time.Millisecond
+	c := dial(t, tg, cfg)
+	// Several keepalive rounds happen during these commands.
+	for range 5 {
+		if _, err := c.Run(context.Background(), "sleep 0.02", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDialCancelled(t *testing.T) {
+	// A listener that accepts but never speaks SSH: the handshake hangs
+	// until ctx is cancelled.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	s := sshtest.Start(t, sshtest.Options{})
+	port := ln.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = Dial(ctx, Target{Name: "stuck", Host: "127.0.0.1", Port: port},
+		Config{InsecureIgnoreHostKey: true, IdentityFiles: []string{s.IdentityFile}})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stuck") {
+		t.Fatalf("want cancellation naming the node, got %v", err)
+	}
+}
+
+func TestDialTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	s := sshtest.Start(t, sshtest.Options{})
+	_, err = Dial(context.Background(), Target{Name: "slow", Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port},
+		Config{InsecureIgnoreHostKey: true, IdentityFiles: []string{s.IdentityFile}, ConnectTimeout: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "slow") {
+		t.Fatalf("want a timeout naming the node, got %v", err)
+	}
+}
+
+func TestDialUsesCustomDialer(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	var used string
+	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		used = addr
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	dial(t, tg, cfg)
+	if want := net.JoinHostPort(tg.Host, fmt.Sprint(tg.Port)); used != want {
+		t.Fatalf("dialer got %q, want %q", used, want)
+	}
+}
+
+func TestWrongClientKeyRefused(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	other := sshtest.Start(t, sshtest.Options{}) // a different client key
+	cfg.IdentityFiles = []string{other.IdentityFile}
+	_, err := Dial(context.Background(), tg, cfg)
+	if err == nil || !strings.Contains(err.Error(), "node1") || !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMissingIdentityFile(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	cfg.IdentityFiles = []string{filepath.Join(t.TempDir(), "nope")}
+	if _, err := Dial(context.Background(), tg, cfg); err == nil || !strings.Contains(err.Error(), "identity file") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSFTPServerMissing(t *testing.T) {
+	_, tg, cfg := setup(t, sshtest.Options{})
+	cfg.SFTPServer = "/nonexistent/sftp-server"
+	c := dial(t, tg, cfg)
+	err := c.WriteFile(context.Background(), host.File{Path: filepath.Join(t.TempDir(), "f"), Data: []byte("x"), Mode: 0o600, UID: -1, GID: -1})
+	if err == nil || !strings.Contains(err.Error(), "no sftp-server found") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMain(m *testing.M) {
+	// Keep the user's real ~/.ssh out of every test.
+	home, err := os.MkdirTemp("", "sshconn-home")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("HOME", home)
+	os.Unsetenv("SSH_AUTH_SOCK")
+	code := m.Run()
+	os.RemoveAll(home)
+	os.Exit(code)
+}
