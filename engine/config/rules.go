@@ -1,0 +1,37 @@
+package config
+
+import (
+	"cuelang.org/go/cue"
+)
+
+// rule is one entry of a #problems field in the schema (schema/hsts/rules.cue).
+type rule struct {
+	At  string `json:"at"`  // path relative to the cluster
+	Msg string `json:"msg"` // what is wrong and what the seeds ask for
+}
+
+// ruleProblems reads #problems of one cluster. Each field is read on its
+// own: a rule that cannot be evaluated (it reads a value of the wrong type,
+// which Validate already reported) is skipped and hides no other rule.
+func (pl placer) ruleProblems(cluster cue.Value) Problems {
+	it, err := cluster.LookupPath(cue.MakePath(cue.Def("#problems"))).Fields()
+	if err != nil {
+		return nil
+	}
+	var out Problems
+	for it.Next() {
+		var rules []rule
+		if err := it.Value().Decode(&rules); err != nil {
+			continue
+		}
+		for _, r := range rules {
+			path := cue.MakePath(append(cluster.Path().Selectors(), cue.ParsePath(r.At).Selectors()...)...)
+			p := Problem{Path: path.String(), Msg: r.Msg}
+			if pos, ok := pl.locate(cluster, cue.ParsePath(r.At)); ok {
+				pl.set(&p, pos)
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,123 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"cuelang.org/go/cue"
+
+	"hastack.dev/hastack/internal/secret"
+)
+
+// secretMsg replaces every problem at or under `secret`: CUE quotes values
+// in its messages, and this value may be a password written by mistake.
+const secretMsg = `secret must be {env: "NAME"} or {file: "PATH"}: the password itself is never written in CUE`
+
+// secretProblems checks the shape of cluster.secret. When the user wrote a
+// plain string there, it is returned as lit so that it can be scrubbed from
+// every other message.
+func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lit string) {
+	v := cluster.LookupPath(cue.ParsePath("secret"))
+	if s, err := v.String(); err == nil {
+		lit = s
+	}
+	if _, err := sourceOf(v); err == nil {
+		return nil, lit
+	}
+	p := Problem{Path: v.Path().String(), Msg: secretMsg}
+	if pos, ok := pl.locate(cluster, cue.ParsePath("secret")); ok {
+		pl.set(&p, pos)
+	}
+	return Problems{p}, lit
+}
+
+// sourceOf decodes a secret value that is exactly {env: NAME} or
+// {file: PATH} with a non-empty string. Its errors never quote v.
+func sourceOf(v cue.Value) (secret.Source, error) {
+	bad := errors.New(secretMsg)
+	if v.Err() != nil || v.Kind() != cue.StructKind {
+		return secret.Source{}, bad
+	}
+	var src secret.Source
+	n := 0
+	it, err := v.Fields(cue.Optional(true), cue.Definitions(true), cue.Hidden(true))
+	if err != nil {
+		return secret.Source{}, bad
+	}
+	for it.Next() {
+		n++
+		s, err := it.Value().String()
+		if err != nil || s == "" {
+			return secret.Source{}, bad
+		}
+		switch it.Selector().String() {
+		case "env":
+			src.Env = s
+		case "file":
+			src.File = s
+		default:
+			return secret.Source{}, bad
+		}
+	}
+	if n != 1 {
+		return secret.Source{}, bad
+	}
+	return src, nil
+}
+
+// hideSecrets rewrites problems under a secret path to secretMsg and blanks
+// any literal secret value out of every message.
+func hideSecrets(ps Problems, lits []string) Problems {
+	for i := range ps {
+		if isSecretPath(ps[i].Path) {
+			ps[i].Msg = secretMsg
+		}
+		for _, l := range lits {
+			if l != "" {
+				ps[i].Msg = strings.ReplaceAll(ps[i].Msg, l, secret.Shown)
+			}
+		}
+	}
+	return ps
+}
+
+// isSecretPath reports whether path is clusters.<name>.secret or below it.
+func isSecretPath(path string) bool {
+	p := cue.ParsePath(path)
+	if p.Err() != nil {
+		return strings.Contains(path, ".secret")
+	}
+	sels := p.Selectors()
+	return len(sels) >= 3 && sels[0].String() == "clusters" && sels[2].String() == "secret"
+}
+
+// SecretProblems checks, for each cluster, the password its secret names,
+// when that environment variable is set or that file exists: vet needs no
+// password, but reports a bad one early. Messages never hold the value.
+func (c *Config) SecretProblems() Problems {
+	var ps Problems
+	for _, cl := range c.Clusters {
+		src := cl.Secret
+		switch {
+		case src.Env != "":
+			if _, ok := os.LookupEnv(src.Env); !ok {
+				continue
+			}
+		case src.File != "":
+			if _, err := os.Stat(src.File); err != nil {
+				continue
+			}
+		default:
+			continue
+		}
+		if _, err := src.Resolve(); err != nil {
+			ps = append(ps, Problem{Path: "clusters." + quoteLabel(cl.Name) + ".secret", Msg: err.Error()})
+		}
+	}
+	return ps
+}
+
+func quoteLabel(s string) string {
+	return cue.MakePath(cue.Str(s)).String()
+}
