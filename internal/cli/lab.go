@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"hastack.dev/hastack/internal/lab"
+)
+
+func init() {
+	register(&Command{
+		Name:  "lab",
+		Short: "start, list, use and stop local test nodes (needs root)",
+		Run:   runLab,
+	})
+}
+
+// labDir is where the CLI keeps labs: fixed, so `lab ls` finds them.
+func labDir(name string) string { return filepath.Join("/tmp", "hastack-lab-"+name) }
+
+func labUsage(env *Env) {
+	fmt.Fprint(env.Stderr, `usage:
+  hastack lab up [-n 3] [-name lab] [-dir DIR]   start N nodes (sshd in namespaces)
+  hastack lab down [-name lab] [-dir DIR]        stop them and remove everything
+  hastack lab ls                                 list labs under /tmp
+  hastack lab exec [-name lab] NODE -- CMD...    run a command on a node
+`)
+}
+
+func runLab(env *Env, args []string) int {
+	if len(args) == 0 {
+		labUsage(env)
+		return ExitUsage
+	}
+	fs := flag.NewFlagSet("lab "+args[0], flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() { labUsage(env); fs.PrintDefaults() }
+	name := fs.String("name", "lab", "lab name (1-12 of a-z, 0-9, -)")
+	dir := fs.String("dir", "", "lab dir (default /tmp/hastack-lab-NAME)")
+	nodes := fs.Int("n", 3, "number of nodes (up)")
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		labUsage(env)
+		return ExitOK
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if *dir == "" {
+		*dir = labDir(*name)
+	}
+	switch args[0] {
+	case "up":
+		return labUp(env, *name, *dir, *nodes)
+	case "down":
+		l, err := lab.Load(*dir)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hastack lab down: %v\n", err)
+			return ExitFailure
+		}
+		if err := l.Down(); err != nil {
+			fmt.Fprintf(env.Stderr, "hastack lab down: %v\n", err)
+			return ExitFailure
+		}
+		fmt.Fprintf(env.Stdout, "lab %s stopped\n", l.Name)
+		return ExitOK
+	case "ls":
+		return labLs(env)
+	case "exec":
+		return labExec(env, *dir, fs.Args())
+	}
+	fmt.Fprintf(env.Stderr, "hastack lab: unknown subcommand %q\n", args[0])
+	labUsage(env)
+	return ExitUsage
+}
+
+func labUp(env *Env, name, dir string, nodes int) int {
+	if err := lab.Available(); err != nil {
+		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
+		return ExitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: nodes, Dir: dir})
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
+		return ExitFailure
+	}
+	cfg := filepath.Join(l.Dir, "config")
+	if err := l.WriteConfig(cfg, ""); err != nil {
+		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
+		return ExitFailure
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "lab %s is up: %d nodes\n\n", l.Name, len(l.Nodes))
+	for _, n := range l.Nodes {
+		fmt.Fprintf(w, "  %-8s %-15s netns %s\n", n.Name, n.IP, n.Netns)
+	}
+	fmt.Fprintf(w, "\nlab dir:      %s\nconfig:       %s/cluster.cue\nknown_hosts:  %s\nidentity:     %s\ncontroller:   netns %s (%s)\n",
+		l.Dir, cfg, l.KnownHosts, l.Identity, l.Controller, l.ControllerIP)
+	fmt.Fprintf(w, `
+Use it (the nodes are reachable only from the controller namespace):
+  export HASTACK_REDIS_PASSWORD=...
+  ip netns exec %[1]s hastack plan -known-hosts %[2]s -i %[3]s %[4]s
+  (or HASTACK_KNOWN_HOSTS=%[2]s HASTACK_IDENTITY=%[3]s)
+  ip netns exec %[1]s ssh -o UserKnownHostsFile=%[2]s -i %[3]s root@%[5]s
+  hastack lab exec -name %[6]s node1 -- systemctl status asperaredisd
+Stop it: hastack lab down -name %[6]s
+`, l.Controller, l.KnownHosts, l.Identity, cfg, l.Nodes[0].IP, l.Name)
+	return ExitOK
+}
+
+func labLs(env *Env) int {
+	dirs, _ := filepath.Glob(labDir("*"))
+	for _, d := range dirs {
+		l, err := lab.Load(d)
+		if err != nil {
+			continue
+		}
+		var names []string
+		for _, n := range l.Nodes {
+			names = append(names, n.Name+"="+n.IP)
+		}
+		fmt.Fprintf(env.Stdout, "%-12s %s  %s\n", l.Name, l.Dir, strings.Join(names, " "))
+	}
+	return ExitOK
+}
+
+func labExec(env *Env, dir string, args []string) int {
+	if len(args) > 1 && args[1] == "--" {
+		args = append(args[:1], args[2:]...)
+	}
+	if len(args) < 2 {
+		fmt.Fprintln(env.Stderr, "usage: hastack lab exec [-name lab] NODE -- CMD...")
+		return ExitUsage
+	}
+	l, err := lab.Load(dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack lab exec: %v\n", err)
+		return ExitFailure
+	}
+	out, err := l.Exec(context.Background(), args[0], args[1:]...)
+	env.Stdout.Write(out)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack lab exec: %v\n", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
