@@ -95,6 +95,8 @@ func fileChange(p, owner, group, mode string, f fact, want string, sec secret.Se
 		}
 		c.Action = Update
 		c.Summary = fmt.Sprintf("update %s: %s", p, strings.Join(notes, ", "))
+		// Owner and mode take effect without a restart.
+		c.Live = c.Diff == ""
 	}
 	file := host.File{Path: p, Data: []byte(want), Mode: fs.FileMode(perm), UID: uid, GID: gid}
 	c.apply = func(ctx context.Context, h host.Host) error {

@@ -105,7 +105,7 @@ func (firewallModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
 	if len(chain) == 0 && len(input) == 0 {
 		c.Action = Create
 	}
-	c.Diff = UnifiedDiff("iptables "+s.Chain, strings.Join(append([]string{}, chain...), "\n")+"\n", strings.Join(want, "\n")+"\n")
+	c.Diff = UnifiedDiff("iptables "+s.Chain, lines(chain), lines(want))
 	if chainOK {
 		c.Diff = ""
 	}
@@ -142,4 +142,11 @@ func (s firewallSpec) script() string {
 		fmt.Fprintf(&b, "mkdir -p %s\numask 077\niptables-save > %s.hastack-tmp\nmv %s.hastack-tmp %s\n", Quote(d), Quote(s.Persist), Quote(s.Persist), Quote(s.Persist))
 	}
 	return b.String()
+}
+
+func lines(ls []string) string {
+	if len(ls) == 0 {
+		return ""
+	}
+	return strings.Join(ls, "\n") + "\n"
 }

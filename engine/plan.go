@@ -1,0 +1,144 @@
+package engine
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/modules"
+)
+
+// FormatVersion is the version of the JSON plan (docs/plan-json.md).
+const FormatVersion = "1"
+
+// Plan is one cluster's changes. It holds no secret: a file's diff shows
+// secret.Shown where the password stands, and fingerprints are keyed with
+// the password.
+type Plan struct {
+	Cluster string     `json:"cluster"`
+	Design  string     `json:"design"`
+	Primary Primary    `json:"primary"`
+	Phases  []Phase    `json:"phases"`
+	Nodes   []NodePlan `json:"nodes"`
+}
+
+// NodePlan is one node's changes, in apply order.
+type NodePlan struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Fingerprint covers what was read on the node and what was rendered
+	// for it: a saved plan is refused once either moved.
+	Fingerprint string            `json:"fingerprint"`
+	Changes     []*ResourceChange `json:"changes"`
+}
+
+// ResourceChange is one resource that changes.
+type ResourceChange struct {
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Phase int    `json:"phase"`
+	*modules.Change
+}
+
+// Counts sums a plan for its summary line.
+type Counts struct {
+	Nodes, Create, Update, Delete, Run, Unpredictable, Services int
+}
+
+// Add counts c's changes.
+func (c *Counts) Add(p *Plan) {
+	c.Nodes += len(p.Nodes)
+	for _, n := range p.Nodes {
+		for _, ch := range n.Changes {
+			switch ch.Action {
+			case modules.Create:
+				c.Create++
+			case modules.Update:
+				c.Update++
+			case modules.Delete:
+				c.Delete++
+			case modules.Run:
+				c.Run++
+				if ch.Unpredictable {
+					c.Unpredictable++
+				}
+			default:
+				c.Services++
+			}
+		}
+	}
+}
+
+// Empty reports whether nothing changes.
+func (c Counts) Empty() bool { return c.Create+c.Update+c.Delete+c.Run+c.Services == 0 }
+
+// Diff compares the rendered state with the facts of every node.
+func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*Plan, error) {
+	plan := &Plan{Cluster: r.Cluster.Name, Design: r.Cluster.Design, Primary: p, Phases: r.Phases}
+	for _, n := range r.Nodes {
+		f := facts[n.Name]
+		if f == nil {
+			return nil, fmt.Errorf("node %s: no facts", n.Name)
+		}
+		np := NodePlan{Name: n.Name, Address: fmt.Sprintf("%s:%d", n.SSH.Host, n.SSH.Port), Fingerprint: fingerprint(n, f, sec)}
+		changed := map[string]bool{}
+		byID := map[string]*ResourceChange{}
+		env := &modules.Env{Secret: sec, Stopped: map[string]bool{}, Node: n.Name}
+		diff := func(res modules.Resource) error {
+			m, err := modules.Lookup(res.Kind)
+			if err != nil {
+				return err
+			}
+			env.Triggered = nil
+			for _, w := range res.Watch {
+				if changed[w] {
+					env.Triggered = append(env.Triggered, w)
+				}
+			}
+			c, err := m.Diff(&res, f.Resources[res.ID], env)
+			if err != nil {
+				return fmt.Errorf("node %s: %s: %w", n.Name, res.ID, err)
+			}
+			if c != nil {
+				byID[res.ID] = &ResourceChange{ID: res.ID, Kind: res.Kind, Phase: res.Phase, Change: c}
+				changed[res.ID] = !c.Live
+			}
+			return nil
+		}
+		// Resources that watch others are diffed after everything else, so
+		// they know what changes on the node.
+		for _, res := range n.Resources {
+			if len(res.Watch) == 0 {
+				if err := diff(res); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for _, res := range n.Resources {
+			if len(res.Watch) > 0 {
+				if err := diff(res); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for _, res := range n.Resources {
+			if c := byID[res.ID]; c != nil {
+				np.Changes = append(np.Changes, c)
+			}
+		}
+		plan.Nodes = append(plan.Nodes, np)
+	}
+	return plan, nil
+}
+
+func fingerprint(n NodeSpec, f *Facts, sec secret.Secret) string {
+	m := hmac.New(sha256.New, []byte("hastack-plan:"+sec.Value()))
+	spec, _ := json.Marshal(n)
+	m.Write(spec)
+	m.Write([]byte{0})
+	m.Write(f.raw)
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// PlanFile is the JSON form of a plan: what `plan -json` prints and
+// `plan -out` saves. It is documented in docs/plan-json.md. No secret is in
+// it: diffs show "(sensitive)", fingerprints are keyed with the password.
+type PlanFile struct {
+	FormatVersion string    `json:"format_version"`
+	CreatedAt     time.Time `json:"created_at"`
+	ConfigDir     string    `json:"config_dir"` // absolute; apply reloads it
+	Clusters      []*Plan   `json:"clusters"`
+	Summary       Summ      `json:"summary"`
+}
+
+// Summ is the counts of a plan file.
+type Summ struct {
+	Nodes         int  `json:"nodes"`
+	Create        int  `json:"create"`
+	Update        int  `json:"update"`
+	Delete        int  `json:"delete"`
+	Run           int  `json:"run"`
+	Unpredictable int  `json:"unpredictable"`
+	Services      int  `json:"service_actions"`
+	Changes       bool `json:"changes"`
+}
+
+// NewPlanFile wraps plans.
+func NewPlanFile(dir string, plans []*Plan) *PlanFile {
+	var c Counts
+	for _, p := range plans {
+		c.Add(p)
+	}
+	return &PlanFile{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC(), ConfigDir: dir, Clusters: plans,
+		Summary: Summ{c.Nodes, c.Create, c.Update, c.Delete, c.Run, c.Unpredictable, c.Services, !c.Empty()}}
+}
+
+// ReadPlanFile reads a saved plan; ok is false when path is not one.
+func ReadPlanFile(path string) (pf *PlanFile, ok bool, err error) {
+	st, err := os.Stat(path)
+	if err != nil || st.IsDir() {
+		return nil, false, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	pf = &PlanFile{}
+	if err := json.Unmarshal(b, pf); err != nil || pf.FormatVersion == "" {
+		return nil, false, fmt.Errorf("%s is neither a config folder nor a saved plan", path)
+	}
+	if pf.FormatVersion != FormatVersion {
+		return nil, true, fmt.Errorf("%s: plan format %s, this hastack reads %s", path, pf.FormatVersion, FormatVersion)
+	}
+	return pf, true, nil
+}
+
+// Stale says why fresh plans differ from a saved one, or "" when they match.
+func (pf *PlanFile) Stale(fresh []*Plan) string {
+	if len(fresh) != len(pf.Clusters) {
+		return "the config's clusters changed"
+	}
+	for i, p := range fresh {
+		old := pf.Clusters[i]
+		if p.Cluster != old.Cluster || len(p.Nodes) != len(old.Nodes) {
+			return fmt.Sprintf("cluster %s changed", p.Cluster)
+		}
+		if p.Primary.Node != old.Primary.Node {
+			return fmt.Sprintf("cluster %s: the primary moved from %s to %s", p.Cluster, old.Primary.Node, p.Primary.Node)
+		}
+		for j, n := range p.Nodes {
+			if n.Name != old.Nodes[j].Name || n.Fingerprint != old.Nodes[j].Fingerprint {
+				return fmt.Sprintf("node %s changed since the plan was made (or the config or password did)", n.Name)
+			}
+		}
+	}
+	return ""
+}

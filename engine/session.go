@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/internal/sshconn"
+)
+
+// Options say how to reach the nodes.
+type Options struct {
+	SSH sshconn.Config
+	// Connect overrides how a node is reached (tests, the local connector).
+	Connect func(ctx context.Context, n NodeSpec) (host.Host, error)
+	// Clusters limits the run to these cluster names (all when empty).
+	Clusters []string
+}
+
+// Session is one run: connections open, facts gathered, plans made.
+type Session struct {
+	Plans    []*Plan
+	Secrets  []secret.Secret // one per plan
+	hosts    []map[string]host.Host
+	rendered []*Rendered
+}
+
+// NodeErrors lists the nodes that could not be reached or read.
+type NodeErrors []NodeError
+
+// NodeError is one node's failure.
+type NodeError struct {
+	Cluster, Node string
+	Err           error
+}
+
+func (e NodeErrors) Error() string {
+	var b strings.Builder
+	for i, ne := range e {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "cluster %s: node %s: %v", ne.Cluster, ne.Node, ne.Err)
+	}
+	return b.String()
+}
+
+// Prepare connects to every node (one connection each, all in parallel),
+// gathers facts, finds the live primary and diffs. On error the session is
+// closed.
+func Prepare(ctx context.Context, cfg *config.Config, opts Options) (s *Session, err error) {
+	s = &Session{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	var nodeErrs NodeErrors
+	for _, cl := range cfg.Clusters {
+		if len(opts.Clusters) > 0 && !contains(opts.Clusters, cl.Name) {
+			continue
+		}
+		sec, err := cl.Secret.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		r, err := Render(cfg.Context, cl, cl.Primary)
+		if err != nil {
+			return nil, err
+		}
+		hosts, errs := connectAll(ctx, r, opts)
+		s.hosts = append(s.hosts, hosts)
+		for name, e := range errs {
+			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
+		}
+		if len(errs) > 0 {
+			continue
+		}
+		facts, errs := Gather(ctx, r, hosts, sec)
+		for name, e := range errs {
+			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
+		}
+		if len(errs) > 0 {
+			continue
+		}
+		p, err := LivePrimary(cl, facts)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		if p.Node != r.Primary {
+			// Probes do not depend on the primary: the facts stay valid.
+			if r, err = Render(cfg.Context, cl, p.Node); err != nil {
+				return nil, err
+			}
+		}
+		plan, err := Diff(r, p, facts, sec)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		s.Plans = append(s.Plans, plan)
+		s.Secrets = append(s.Secrets, sec)
+		s.rendered = append(s.rendered, r)
+	}
+	if len(nodeErrs) > 0 {
+		sort.Slice(nodeErrs, func(i, j int) bool {
+			if nodeErrs[i].Cluster != nodeErrs[j].Cluster {
+				return nodeErrs[i].Cluster < nodeErrs[j].Cluster
+			}
+			return nodeErrs[i].Node < nodeErrs[j].Node
+		})
+		return nil, nodeErrs
+	}
+	return s, nil
+}
+
+func connectAll(ctx context.Context, r *Rendered, opts Options) (map[string]host.Host, map[string]error) {
+	var mu sync.Mutex
+	hosts := map[string]host.Host{}
+	errs := map[string]error{}
+	var wg sync.WaitGroup
+	for _, n := range r.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var h host.Host
+			var err error
+			if opts.Connect != nil {
+				h, err = opts.Connect(ctx, n)
+			} else {
+				h, err = sshconn.Dial(ctx, sshconn.Target{Name: n.Name, Host: n.SSH.Host, Port: n.SSH.Port,
+					User: n.SSH.User, Sudo: sshconn.DefaultSudo(n.SSH.User)}, opts.SSH)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[n.Name] = err
+				return
+			}
+			hosts[n.Name] = h
+		}()
+	}
+	wg.Wait()
+	return hosts, errs
+}
+
+// Apply carries out every plan, cluster after cluster.
+func (s *Session) Apply(ctx context.Context, report func(Event)) []*Outcome {
+	var out []*Outcome
+	for i, p := range s.Plans {
+		o := Apply(ctx, p, s.hosts[i], report)
+		out = append(out, o)
+		if o.Err() != nil {
+			break
+		}
+	}
+	return out
+}
+
+// Close closes every connection.
+func (s *Session) Close() {
+	for _, hs := range s.hosts {
+		for _, h := range hs {
+			h.Close()
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

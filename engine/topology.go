@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"hastack.dev/hastack/engine/config"
+)
+
+// Primary is the decision about which node is Redis primary now.
+type Primary struct {
+	Node    string `json:"node"`
+	Source  string `json:"source"` // "sentinels" or "bootstrap"
+	Note    string `json:"note,omitempty"`
+	Answers int    `json:"answers"` // Sentinels that answered
+}
+
+// LivePrimary asks the gathered Sentinel answers which node is primary. The
+// config's primary is only the bootstrap choice, used when no Sentinel
+// answers (a new cluster). Sentinels that disagree are an error: nothing
+// that touches Redis or Sentinel may be planned then.
+func LivePrimary(cl *config.Cluster, facts map[string]*Facts) (Primary, error) {
+	votes := map[string][]string{}
+	answered := 0
+	for _, n := range cl.Nodes {
+		f := facts[n.Name]
+		if f == nil || !f.Topology.SentinelUp {
+			continue
+		}
+		answered++
+		if p := f.Topology.SentinelPrimary; p != "" {
+			votes[p] = append(votes[p], n.Name)
+		}
+	}
+	if len(votes) == 0 {
+		return Primary{Node: cl.Primary, Source: "bootstrap", Answers: answered,
+			Note: "no Sentinel names a primary yet: using the config's bootstrap primary"}, nil
+	}
+	if len(votes) > 1 {
+		var parts []string
+		for addr, who := range votes {
+			sort.Strings(who)
+			parts = append(parts, fmt.Sprintf("%s name %s", strings.Join(who, ", "), addr))
+		}
+		sort.Strings(parts)
+		return Primary{}, fmt.Errorf("the Sentinels disagree about the primary (%s): wait for the failover to finish, or repair the cluster by hand; hastack will not touch Redis or Sentinel now", strings.Join(parts, "; "))
+	}
+	var addr string
+	var who []string
+	for a, w := range votes {
+		addr, who = a, w
+	}
+	ip, port, _ := strings.Cut(addr, " ")
+	if port != fmt.Sprint(cl.RedisPort) {
+		return Primary{}, fmt.Errorf("the Sentinels name %s as primary, but the Redis port is %d", addr, cl.RedisPort)
+	}
+	for _, n := range cl.Nodes {
+		if n.IP == ip {
+			p := Primary{Node: n.Name, Source: "sentinels", Answers: answered}
+			if len(who) <= len(cl.Nodes)/2 {
+				p.Note = fmt.Sprintf("only %d of %d Sentinels answered", len(who), len(cl.Nodes))
+			}
+			return p, nil
+		}
+	}
+	return Primary{}, fmt.Errorf("the Sentinels name %s as primary, which is not a node of this cluster", ip)
+}

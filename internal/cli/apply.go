@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"hastack.dev/hastack/engine"
+)
+
+func init() {
+	register(&Command{
+		Name:  "apply",
+		Short: "make every node match the config (or carry out a saved plan)",
+		Run:   runApply,
+	})
+}
+
+func runApply(env *Env, args []string) int {
+	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var rf remoteFlags
+	rf.register(fs)
+	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: hastack apply [flags] [DIR | PLANFILE]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	arg, ok := oneDir(fs)
+	if !ok {
+		fmt.Fprintln(env.Stderr, "hastack apply: give at most one folder or plan file")
+		return ExitUsage
+	}
+	defer flush(env)
+	saved, isPlan, err := engine.ReadPlanFile(arg)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack apply: %v\n", err)
+		return ExitUsage
+	}
+	dir := arg
+	if isPlan {
+		dir = saved.ConfigDir
+	}
+
+	// The first Ctrl-C lets the change in progress finish, then stops.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			fmt.Fprintln(env.Stderr, "\nhastack apply: interrupted: finishing the change in progress, then stopping")
+			cancel()
+		}
+	}()
+
+	s, _, code := prepare(ctx, env, "apply", dir, &rf)
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	if isPlan {
+		if why := saved.Stale(s.Plans); why != "" {
+			fmt.Fprintf(env.Stderr, "hastack apply: the saved plan is stale: %s. Run hastack plan again.\n", why)
+			return ExitFailure
+		}
+	}
+	engine.WriteText(env.Stdout, s.Plans)
+	var total engine.Counts
+	for _, p := range s.Plans {
+		total.Add(p)
+	}
+	if total.Empty() {
+		return ExitOK
+	}
+	if !*auto && !isPlan {
+		fmt.Fprint(env.Stdout, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+		flush(env)
+		line, _ := bufio.NewReader(env.Stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			fmt.Fprintln(env.Stderr, "hastack apply: cancelled; nothing was changed")
+			return ExitFailure
+		}
+	}
+	fmt.Fprintln(env.Stdout)
+	outcomes := s.Apply(ctx, func(ev engine.Event) {
+		status := "done"
+		if ev.Err != nil {
+			status = "FAILED: " + ev.Err.Error()
+		}
+		fmt.Fprintf(env.Stdout, "%s: %s %s: %s (%.2fs)\n", ev.Node, engine.Symbol(ev.Change.Action), ev.Change.ID, status, ev.Duration.Seconds())
+	})
+	failed := false
+	done := 0
+	for i, o := range outcomes {
+		for _, ids := range o.Done {
+			done += len(ids)
+		}
+		if o.Err() == nil {
+			continue
+		}
+		failed = true
+		p := s.Plans[i]
+		fmt.Fprintf(env.Stderr, "\nhastack apply: cluster %s: %v\n", p.Cluster, o.Err())
+		for _, n := range p.Nodes {
+			if err := o.Failed[n.Name]; err != nil {
+				fmt.Fprintf(env.Stderr, "  %s: failed: %v\n", n.Name, err)
+			}
+			if len(o.Skipped[n.Name]) > 0 {
+				fmt.Fprintf(env.Stderr, "  %s: not done: %s\n", n.Name, strings.Join(o.Skipped[n.Name], ", "))
+			}
+		}
+		fmt.Fprintln(env.Stderr, "Run hastack apply again to converge: every step is idempotent.")
+	}
+	if failed || len(outcomes) < len(s.Plans) {
+		return ExitFailure
+	}
+	fmt.Fprintf(env.Stdout, "\nApply complete: %d changes on %d nodes.\n", done, total.Nodes)
+	return ExitOK
+}

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"hastack.dev/hastack/engine"
+)
+
+func init() {
+	register(&Command{
+		Name:  "plan",
+		Short: "connect to every node, read it, and show what apply would change",
+		Run:   runPlan,
+	})
+}
+
+// runPlan exits 0 when the plan was made (with -detailed-exitcode: 0 no
+// changes, 2 changes), 1 on any error, 2 on usage errors.
+func runPlan(env *Env, args []string) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var rf remoteFlags
+	rf.register(fs)
+	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan-json.md) instead of text")
+	out := fs.String("out", "", "save the plan to this file, for `hastack apply FILE`")
+	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when nothing changes, 2 when something does, 1 on error")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: hastack plan [flags] [DIR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	dir, ok := oneDir(fs)
+	if !ok {
+		fmt.Fprintln(env.Stderr, "hastack plan: give at most one folder")
+		return ExitUsage
+	}
+	defer flush(env)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	s, _, code := prepare(ctx, env, "plan", dir, &rf)
+	if s == nil {
+		return code
+	}
+	defer s.Close()
+	abs, _ := filepath.Abs(dir)
+	pf := engine.NewPlanFile(abs, s.Plans)
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(pf)
+	} else {
+		engine.WriteText(env.Stdout, s.Plans)
+	}
+	if *out != "" {
+		b, _ := json.MarshalIndent(pf, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o600); err != nil {
+			fmt.Fprintf(env.Stderr, "hastack plan: %v\n", err)
+			return ExitFailure
+		}
+		if !*asJSON {
+			fmt.Fprintf(env.Stdout, "Saved the plan to %s: apply it with \"hastack apply %s\".\n", *out, *out)
+		}
+	}
+	if *detailed && pf.Summary.Changes {
+		return 2
+	}
+	return ExitOK
+}

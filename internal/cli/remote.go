@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/internal/sshconn"
+)
+
+// remoteFlags are the flags of every command that reaches nodes.
+type remoteFlags struct {
+	knownHosts   listFlag
+	identities   listFlag
+	acceptNew    bool
+	insecureKeys bool
+	clusters     listFlag
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func (r *remoteFlags) register(fs *flag.FlagSet) {
+	fs.Var(&r.knownHosts, "known-hosts", "known_hosts file (repeatable; default $HASTACK_KNOWN_HOSTS or ~/.ssh/known_hosts)")
+	fs.Var(&r.identities, "i", "SSH private key file (repeatable; default $HASTACK_IDENTITY, ~/.ssh/id_*, and ssh-agent)")
+	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "trust and record host keys of nodes not yet in known_hosts (a changed key is still refused)")
+	fs.BoolVar(&r.insecureKeys, "insecure-ignore-host-keys", false, "do not verify host keys at all (never in production)")
+	fs.Var(&r.clusters, "cluster", "only this cluster (repeatable)")
+}
+
+func (r *remoteFlags) options() engine.Options {
+	c := sshconn.Config{
+		KnownHosts:            r.knownHosts,
+		IdentityFiles:         r.identities,
+		AcceptNew:             r.acceptNew,
+		InsecureIgnoreHostKey: r.insecureKeys,
+		UseAgent:              true,
+	}
+	if len(c.KnownHosts) == 0 {
+		if v := os.Getenv("HASTACK_KNOWN_HOSTS"); v != "" {
+			c.KnownHosts = filepath.SplitList(v)
+		}
+	}
+	if len(c.IdentityFiles) == 0 {
+		if v := os.Getenv("HASTACK_IDENTITY"); v != "" {
+			c.IdentityFiles = filepath.SplitList(v)
+		}
+	}
+	return engine.Options{SSH: c, Clusters: r.clusters}
+}
+
+// prepare loads and validates dir, makes every stream redact the cluster
+// passwords, and plans. It prints its own errors and returns the exit code
+// to use when the session is nil.
+func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags) (*engine.Session, *config.Config, int) {
+	cfg, problems, err := config.Load(dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
+		var ue *config.UsageError
+		if errors.As(err, &ue) {
+			return nil, nil, ExitUsage
+		}
+		return nil, nil, ExitFailure
+	}
+	if len(problems) == 0 {
+		problems = cfg.SecretProblems()
+	}
+	if len(problems) > 0 {
+		printProblems(env, "text", problems)
+		fmt.Fprintf(env.Stderr, "hastack %s: the config is not valid; no node was contacted\n", name)
+		return nil, nil, ExitFailure
+	}
+	for _, cl := range cfg.Clusters {
+		sec, err := cl.Secret.Resolve()
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hastack %s: cluster %s: %v\n", name, cl.Name, err)
+			return nil, nil, ExitFailure
+		}
+		redact(env, sec)
+	}
+	s, err := engine.Prepare(ctx, cfg, rf.options())
+	if err != nil {
+		var he *sshconn.HostKeyError
+		if errors.As(err, &he) {
+			fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
+		} else {
+			fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
+		}
+		fmt.Fprintf(env.Stderr, "hastack %s: nothing was changed on any node\n", name)
+		return nil, nil, ExitFailure
+	}
+	return s, cfg, ExitOK
+}
+
+// redact makes env's streams hide sec from here on.
+func redact(env *Env, sec secret.Secret) {
+	if r, ok := env.Stdout.(*secret.Redactor); ok {
+		r.Add(sec)
+	} else {
+		r := secret.NewRedactor(env.Stdout)
+		r.Add(sec)
+		env.Stdout = r
+	}
+	if r, ok := env.Stderr.(*secret.Redactor); ok {
+		r.Add(sec)
+	} else {
+		r := secret.NewRedactor(env.Stderr)
+		r.Add(sec)
+		env.Stderr = r
+	}
+}
+
+// flush writes out what redactors still hold.
+func flush(env *Env) {
+	if r, ok := env.Stdout.(*secret.Redactor); ok {
+		r.Flush()
+	}
+	if r, ok := env.Stderr.(*secret.Redactor); ok {
+		r.Flush()
+	}
+}
+
+func oneDir(fs *flag.FlagSet) (string, bool) {
+	switch fs.NArg() {
+	case 0:
+		return ".", true
+	case 1:
+		return fs.Arg(0), true
+	}
+	return "", false
+}
