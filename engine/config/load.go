@@ -13,6 +13,7 @@ import (
 	"cuelang.org/go/cue/load"
 
 	"hastack.dev/hastack/schema"
+	"hastack.dev/hastack/stacks"
 )
 
 // Embedded is a tree of CUE packages shipped in the binary. Load mounts FS
@@ -23,10 +24,11 @@ type Embedded struct {
 	FS     fs.FS
 }
 
-// Embeds lists what every load overlays. The stacks join with one line:
-// {stacks.ImportPrefix, stacks.FS}.
+// Embeds lists what every load overlays: the schemas users import and the
+// stacks the engine renders clusters with.
 var Embeds = []Embedded{
 	{schema.ImportPrefix, schema.FS},
+	{stacks.ImportPrefix, stacks.FS},
 }
 
 // rootPkg is the closed shape of a whole config folder (schema/root).
@@ -73,12 +75,9 @@ func Load(dir string) (*Config, Problems, error) {
 	}
 	// A fresh context per load: a long-lived one keeps growing.
 	ctx := cuecontext.New()
+	// Errors of user are not fatal here: Validate below lists them all,
+	// where user.Err() would give only the first.
 	user := ctx.BuildInstance(insts[0])
-	if err := user.Err(); err != nil {
-		ps := pl.fromCUE(err, cue.Value{})
-		ps.sort()
-		return nil, ps.dedupe(), nil
-	}
 	rootSchema := ctx.BuildInstance(insts[1]).LookupPath(cue.ParsePath("#Root"))
 	if err := rootSchema.Err(); err != nil {
 		return nil, nil, fmt.Errorf("embedded root schema: %w", err) // a bug in hastack

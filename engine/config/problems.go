@@ -166,12 +166,42 @@ func (pl placer) fromCUE(err error, root cue.Value) Problems {
 	for _, e := range errors.Errors(err) {
 		format, args := e.Msg()
 		p := Problem{Path: pathString(e.Path()), Msg: fmt.Sprintf(format, args...)}
-		if pos, ok := pl.firstUser(errors.Positions(e)); ok {
+		path := cue.ParsePath(p.Path)
+		hasPath := root.Exists() && len(e.Path()) > 0 && path.Err() == nil
+		// Where the user wrote the value beats the error's own positions,
+		// which start with the reference to the schema (hsts.#Cluster).
+		if pos, ok := pl.firstUser(valuePositions(root.LookupPath(path))); hasPath && ok {
 			pl.set(&p, pos)
-		} else if root.Exists() && len(e.Path()) > 0 {
-			if pos, ok := pl.locate(root, cue.ParsePath(p.Path)); ok {
+		} else if pos, ok := pl.firstUser(errors.Positions(e)); ok {
+			pl.set(&p, pos)
+		} else if hasPath {
+			if pos, ok := pl.locate(root, path); ok {
 				pl.set(&p, pos)
 			}
+		}
+		out = append(out, p)
+	}
+	return quietDisjunctions(out)
+}
+
+// quietDisjunctions shortens what CUE says about a value that matches no
+// branch of a disjunction: a field with a default (*31415 | int) given a
+// string yields a header plus one error per branch. Only the last branch
+// (the type, e.g. int) is kept: it says what the field accepts.
+func quietDisjunctions(ps Problems) Problems {
+	headers := map[string]bool{}
+	last := map[string]int{}
+	for i, p := range ps {
+		if strings.Contains(p.Msg, "errors in empty disjunction") {
+			headers[p.Path] = true
+			continue
+		}
+		last[p.Path] = i
+	}
+	var out Problems
+	for i, p := range ps {
+		if headers[p.Path] && last[p.Path] != i {
+			continue
 		}
 		out = append(out, p)
 	}

@@ -8,12 +8,13 @@ import (
 	"cuelang.org/go/cue"
 )
 
-// unknownFields reports every regular field of v that schema does not allow.
+// unknownFields reports every regular field of v that schema does not declare.
 //
-// CUE's own "field not allowed" errors vanish while the same struct holds
-// another error, so a typo could hide behind a wrong port. This walk asks the
-// clean schema instead, whatever else is wrong with v. It walks v by the
-// schema's shape (struct or list): an erroneous v still lists its fields.
+// The schemas are open (`...`) so that a typo never turns its struct into an
+// error that silences the rules reading it; and CUE's own "field not allowed"
+// errors vanish while the same struct holds another error anyway. This walk
+// asks the clean schema instead, whatever else is wrong with v. It follows
+// the schema's shape (struct or list): an erroneous v still lists its fields.
 func (pl placer) unknownFields(v, schema cue.Value, at cue.Path) Problems {
 	var out Problems
 	switch schema.IncompleteKind() {
@@ -25,7 +26,7 @@ func (pl placer) unknownFields(v, schema cue.Value, at cue.Path) Problems {
 		for it.Next() {
 			sel := it.Selector()
 			path := cue.MakePath(append(at.Selectors(), sel)...)
-			if !schema.Allows(sel) {
+			if !declared(schema, sel) {
 				p := Problem{Path: path.String(), Msg: unknownMsg(sel, schema)}
 				if pos, ok := pl.firstUser(valuePositions(it.Value())); ok {
 					pl.set(&p, pos)
@@ -52,6 +53,20 @@ func (pl placer) unknownFields(v, schema cue.Value, at cue.Path) Problems {
 	return out
 }
 
+// declared reports whether schema names field sel, or has a pattern
+// constraint such as [string]: #Cluster that covers it. The `...` of an open
+// struct is a pattern too, but of top (_): it does not count.
+// (LookupPath cannot tell: in an open struct every name "exists", as _.)
+func declared(schema cue.Value, sel cue.Selector) bool {
+	for _, k := range fieldNames(schema) {
+		if k == sel.Unquoted() {
+			return true
+		}
+	}
+	p := schema.LookupPath(cue.MakePath(cue.AnyString))
+	return p.Exists() && p.IncompleteKind() != cue.TopKind
+}
+
 // schemaField returns the schema of field sel: regular, optional or
 // required, or the pattern constraint ([string]: T) that covers it.
 func schemaField(schema cue.Value, sel cue.Selector) cue.Value {
@@ -67,13 +82,7 @@ func schemaField(schema cue.Value, sel cue.Selector) cue.Value {
 // person probably meant.
 func unknownMsg(sel cue.Selector, schema cue.Value) string {
 	name := sel.Unquoted()
-	var known []string
-	if it, err := schema.Fields(cue.Optional(true)); err == nil {
-		for it.Next() {
-			known = append(known, it.Selector().Unquoted())
-		}
-	}
-	sort.Strings(known)
+	known := fieldNames(schema)
 	msg := fmt.Sprintf("unknown field %q", name)
 	best, bestD := "", 3 // suggest only near misses
 	for _, k := range known {
@@ -109,4 +118,17 @@ func distance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// fieldNames lists the regular, optional and required fields schema declares,
+// sorted.
+func fieldNames(schema cue.Value) []string {
+	var names []string
+	if it, err := schema.Fields(cue.Optional(true)); err == nil {
+		for it.Next() {
+			names = append(names, it.Selector().Unquoted())
+		}
+	}
+	sort.Strings(names)
+	return names
 }
