@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -43,6 +44,26 @@ func (c *Conn) acquire(ctx context.Context) error {
 
 func (c *Conn) release() { <-c.sem }
 
+// newSession opens a session channel. sshd frees a closed session a moment
+// after we see it closed, so under load it may briefly refuse a new one
+// ("open failed") although we stay below its MaxSessions: retry a little.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	wait := time.Millisecond
+	for try := 0; ; try++ {
+		s, err := c.client.NewSession()
+		var oce *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &oce) || oce.Reason != ssh.ConnectionFailed || try == 20 {
+			return s, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
 // Run runs cmd with root rights in one exec session. A non-zero exit is a
 // Result, not an error; errors mean the command could not run or finish
 // (connection lost, ctx ended). Errors never quote cmd or stdin.
@@ -51,7 +72,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (host.Resul
 		return host.Result{}, err
 	}
 	defer c.release()
-	s, err := c.client.NewSession()
+	s, err := c.newSession(ctx)
 	if err != nil {
 		return host.Result{}, fmt.Errorf("%s: open SSH session: %w", c.name, err)
 	}

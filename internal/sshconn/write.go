@@ -38,7 +38,7 @@ func (c *Conn) sftpClient() (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	s, err := c.client.NewSession()
+	s, err := c.newSession(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("open SSH session for SFTP: %w", err)
 	}

@@ -138,15 +138,20 @@ func mustSigner(t testing.TB, priv ed25519.PrivateKey) ssh.Signer {
 }
 
 func writeIdentity(t testing.TB, priv ed25519.PrivateKey) string {
-	blk, err := ssh.MarshalPrivateKey(priv, "sshtest client")
+	p := filepath.Join(t.TempDir(), "id_ed25519")
+	writeKey(t, p, priv)
+	return p
+}
+
+// writeKey writes priv as an OpenSSH private key file, mode 0600.
+func writeKey(t testing.TB, path string, priv ed25519.PrivateKey) {
+	blk, err := ssh.MarshalPrivateKey(priv, "sshtest")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "id_ed25519")
-	if err := os.WriteFile(p, pem.EncodeToMemory(blk), 0o600); err != nil {
+	if err := os.WriteFile(path, pem.EncodeToMemory(blk), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return p
 }
 
 func (s *Server) config() *ssh.ServerConfig {
