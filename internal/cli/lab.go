@@ -63,16 +63,12 @@ func runLab(env *Env, args []string) int {
 	case "up":
 		return labUp(env, *name, *dir, *nodes)
 	case "down":
-		l, err := lab.Load(*dir)
-		if err != nil {
+		// Clean also handles a lab that crashed before saving lab.json.
+		if err := lab.Clean(*name, *dir); err != nil {
 			fmt.Fprintf(env.Stderr, "hastack lab down: %v\n", err)
 			return ExitFailure
 		}
-		if err := l.Down(); err != nil {
-			fmt.Fprintf(env.Stderr, "hastack lab down: %v\n", err)
-			return ExitFailure
-		}
-		fmt.Fprintf(env.Stdout, "lab %s stopped\n", l.Name)
+		fmt.Fprintf(env.Stdout, "lab %s stopped\n", *name)
 		return ExitOK
 	case "ls":
 		return labLs(env)

@@ -23,6 +23,12 @@ func (l *Lab) Down() error {
 		// crash the number may belong to someone else by now.
 		if n.PID > 0 && inNetns(n.PID, n.Netns) {
 			syscall.Kill(n.PID, syscall.SIGTERM)
+		} else if n.PID == 0 {
+			// Leftovers of a crash, sshd unknown: everything in the
+			// node's namespace is the lab's.
+			for _, p := range pidsInNetns(n.Netns) {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -58,16 +64,18 @@ func (l *Lab) netnsNames() []string {
 	return names
 }
 
-// cleanup removes what a crashed lab of this name left: the processes in
-// its namespaces, the namespaces and its dir. It refuses to delete a dir
-// that does not look like a lab dir.
-func cleanup(name, dir string) error {
+// Clean removes what a lab of this name left, even one that crashed before
+// saving lab.json: the processes in its namespaces, the namespaces and its
+// dir. It refuses to delete a dir that does not look like a lab dir.
+func Clean(name, dir string) error {
 	if l, err := Load(dir); err == nil {
 		if err := l.Down(); err != nil {
 			return err
 		}
 	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		return fmt.Errorf("%s exists, is not empty and holds no lab.json: not removing it", dir)
+		if _, err := os.Stat(filepath.Join(dir, "boot.sh")); err != nil { // the first file Up writes
+			return fmt.Errorf("%s exists, is not empty and holds no lab.json: not removing it", dir)
+		}
 	}
 	// Namespaces without a lab.json (crash before it was written).
 	l := &Lab{Controller: "hl-" + name}

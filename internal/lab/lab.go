@@ -68,7 +68,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cleanup(o.Name, dir); err != nil {
+	if err := Clean(o.Name, dir); err != nil {
 		return nil, fmt.Errorf("lab: removing leftovers: %w", err)
 	}
 	l := newLab(o.Name, dir, o.Nodes)
