@@ -178,3 +178,25 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// ConnectCluster opens one connection to every node of cl, all in
+// parallel. On error the connections that were made are closed.
+func ConnectCluster(ctx context.Context, cl *config.Cluster, opts Options) (map[string]host.Host, error) {
+	r := &Rendered{Cluster: cl}
+	for _, n := range cl.Nodes {
+		r.Nodes = append(r.Nodes, NodeSpec{Name: n.Name, IP: n.IP, SSH: n.SSH})
+	}
+	hosts, errs := connectAll(ctx, r, opts)
+	if len(errs) == 0 {
+		return hosts, nil
+	}
+	for _, h := range hosts {
+		h.Close()
+	}
+	var ne NodeErrors
+	for name, e := range errs {
+		ne = append(ne, NodeError{cl.Name, name, e})
+	}
+	sort.Slice(ne, func(i, j int) bool { return ne[i].Node < ne[j].Node })
+	return nil, ne
+}

@@ -11,6 +11,7 @@ import (
 
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/internal/lab"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/internal/sshconn"
 )
@@ -37,7 +38,10 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.Var(&r.clusters, "cluster", "only this cluster (repeatable)")
 }
 
-func (r *remoteFlags) options() engine.Options {
+// options builds the engine's options. With $HASTACK_LAB naming a local
+// lab's folder (hastack lab up prints it), nodes are reached through the
+// lab's controller namespace, with its known_hosts and key as defaults.
+func (r *remoteFlags) options() (engine.Options, error) {
 	c := sshconn.Config{
 		KnownHosts:            r.knownHosts,
 		IdentityFiles:         r.identities,
@@ -55,29 +59,29 @@ func (r *remoteFlags) options() engine.Options {
 			c.IdentityFiles = filepath.SplitList(v)
 		}
 	}
-	return engine.Options{SSH: c, Clusters: r.clusters}
+	if dir := os.Getenv("HASTACK_LAB"); dir != "" {
+		l, err := lab.Load(dir)
+		if err != nil {
+			return engine.Options{}, fmt.Errorf("HASTACK_LAB: %w", err)
+		}
+		c.Dial = l.DialContext
+		if len(c.KnownHosts) == 0 {
+			c.KnownHosts = []string{l.KnownHosts}
+		}
+		if len(c.IdentityFiles) == 0 {
+			c.IdentityFiles = []string{l.Identity}
+		}
+	}
+	return engine.Options{SSH: c, Clusters: r.clusters}, nil
 }
 
 // prepare loads and validates dir, makes every stream redact the cluster
 // passwords, and plans. It prints its own errors and returns the exit code
 // to use when the session is nil.
 func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags) (*engine.Session, *config.Config, int) {
-	cfg, problems, err := config.Load(dir)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
-		var ue *config.UsageError
-		if errors.As(err, &ue) {
-			return nil, nil, ExitUsage
-		}
-		return nil, nil, ExitFailure
-	}
-	if len(problems) == 0 {
-		problems = cfg.SecretProblems()
-	}
-	if len(problems) > 0 {
-		printProblems(env, "text", problems)
-		fmt.Fprintf(env.Stderr, "hastack %s: the config is not valid; no node was contacted\n", name)
-		return nil, nil, ExitFailure
+	cfg, code := loadValid(env, name, dir)
+	if cfg == nil {
+		return nil, nil, code
 	}
 	for _, cl := range cfg.Clusters {
 		sec, err := cl.Secret.Resolve()
@@ -87,14 +91,14 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags) (
 		}
 		redact(env, sec)
 	}
-	s, err := engine.Prepare(ctx, cfg, rf.options())
+	opts, err := rf.options()
 	if err != nil {
-		var he *sshconn.HostKeyError
-		if errors.As(err, &he) {
-			fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
-		} else {
-			fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
-		}
+		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
+		return nil, nil, ExitUsage
+	}
+	s, err := engine.Prepare(ctx, cfg, opts)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
 		fmt.Fprintf(env.Stderr, "hastack %s: nothing was changed on any node\n", name)
 		return nil, nil, ExitFailure
 	}
@@ -137,4 +141,27 @@ func oneDir(fs *flag.FlagSet) (string, bool) {
 		return fs.Arg(0), true
 	}
 	return "", false
+}
+
+// loadValid loads dir and prints problems; it returns nil with an exit code
+// when the config cannot be used.
+func loadValid(env *Env, name, dir string) (*config.Config, int) {
+	cfg, problems, err := config.Load(dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
+		var ue *config.UsageError
+		if errors.As(err, &ue) {
+			return nil, ExitUsage
+		}
+		return nil, ExitFailure
+	}
+	if len(problems) == 0 {
+		problems = cfg.SecretProblems()
+	}
+	if len(problems) > 0 {
+		printProblems(env, "text", problems)
+		fmt.Fprintf(env.Stderr, "hastack %s: the config is not valid; no node was contacted\n", name)
+		return nil, ExitFailure
+	}
+	return cfg, ExitOK
 }
