@@ -136,22 +136,52 @@ func TestOpenSSHSudo(t *testing.T) {
 	}
 }
 
+// benchTarget is a real sshd when root, else the in-process server.
+func benchTarget(b *testing.B) (Target, Config) {
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat(sshtest.SSHD); err == nil {
+			_, tg, cfg := realSSHD(b)
+			return tg, cfg
+		}
+	}
+	b.Log("not root or no sshd: measuring the in-process sshtest server")
+	s := sshtest.Start(b, sshtest.Options{})
+	tg := Target{Name: "bench", Host: s.Host, Port: s.Port, User: "root"}
+	return tg, Config{KnownHosts: []string{s.WriteKnownHosts(b)}, IdentityFiles: []string{s.IdentityFile}}
+}
+
+// BenchmarkDialClose is the handshake alone (key exchange, host key check,
+// authentication).
+func BenchmarkDialClose(b *testing.B) {
+	tg, cfg := benchTarget(b)
+	for b.Loop() {
+		c, err := Dial(context.Background(), tg, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkRun is one command on an open connection.
+func BenchmarkRun(b *testing.B) {
+	tg, cfg := benchTarget(b)
+	c, err := Dial(context.Background(), tg, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for b.Loop() {
+		if _, err := c.Run(context.Background(), "true", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkDialRunClose is the cost of one node's connection: handshake,
 // one command, close. It uses a real sshd when run as root, else sshtest.
 func BenchmarkDialRunClose(b *testing.B) {
-	var tg Target
-	var cfg Config
-	if os.Geteuid() == 0 {
-		if _, err := os.Stat(sshtest.SSHD); err == nil {
-			_, tg, cfg = realSSHD(b)
-		}
-	}
-	if tg.Name == "" {
-		b.Log("not root or no sshd: measuring the in-process sshtest server")
-		s := sshtest.Start(b, sshtest.Options{})
-		tg = Target{Name: "bench", Host: s.Host, Port: s.Port, User: "root"}
-		cfg = Config{KnownHosts: []string{s.WriteKnownHosts(b)}, IdentityFiles: []string{s.IdentityFile}}
-	}
+	tg, cfg := benchTarget(b)
 	ctx := context.Background()
 	before := Dials()
 	b.ResetTimer()

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/sshtest"
 )
@@ -282,4 +285,66 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(home)
 	os.Exit(code)
+}
+
+// A fake sudo that records its arguments proves commands and the
+// sftp-server are started through "sudo -n" (sshtest runs exec locally).
+func TestSudoWithFakeSudo(t *testing.T) {
+	if _, err := os.Stat(opensshSFTPServer); err != nil {
+		t.Skipf("%s missing (Debian package openssh-sftp-server)", opensshSFTPServer)
+	}
+	bin := t.TempDir()
+	log := filepath.Join(bin, "log")
+	writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+log+"\n[ \"$1\" = -n ] || exit 1\nshift\nexec \"$@\"\n")
+	os.Chmod(filepath.Join(bin, "sudo"), 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+
+	_, tg, cfg := setup(t, sshtest.Options{})
+	tg.Sudo = true
+	c := dial(t, tg, cfg)
+	if res, err := c.Run(context.Background(), "echo 'it''s'", nil); err != nil || string(res.Stdout) != "its\n" {
+		t.Fatalf("%q %q %v", res.Stdout, res.Stderr, err)
+	}
+	dir := t.TempDir()
+	if err := c.WriteFile(context.Background(), host.File{Path: filepath.Join(dir, "f"), Data: []byte("x"), Mode: 0o600, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(log)
+	if string(b) != "-n\n-n\n" {
+		t.Fatalf("sudo was called with %q, want -n twice (command, sftp-server)", b)
+	}
+}
+
+func TestAgentAuth(t *testing.T) {
+	s, tg, cfg := setup(t, sshtest.Options{})
+	b, err := os.ReadFile(s.IdentityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := agent.NewKeyring()
+	if err := kr.Add(agent.AddedKey{PrivateKey: raw}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { agent.ServeAgent(kr, c); c.Close() }()
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	cfg.IdentityFiles, cfg.UseAgent = nil, true // defaults: none exist in the test HOME
+	dial(t, tg, cfg)
 }
