@@ -100,12 +100,20 @@ func Load(dir string) (*Config, Problems, error) {
 
 	clusters := root.LookupPath(cue.ParsePath("clusters"))
 	var secrets []string
+	var unchecked Problems
 	if it, err := clusters.Fields(); err == nil {
 		for it.Next() {
 			name := it.Selector().Unquoted()
 			cv := it.Value()
 			cfg.Clusters = append(cfg.Clusters, &Cluster{Name: name, Value: cv})
-			ps = append(ps, pl.ruleProblems(cv)...)
+			rps, skipped := pl.ruleProblems(cv)
+			ps = append(ps, rps...)
+			for _, r := range skipped {
+				unchecked = append(unchecked, Problem{
+					Path: cv.Path().String(),
+					Msg:  "hastack bug: rule " + r + " of the schema could not be evaluated on this valid-looking config",
+				})
+			}
 			sp, lit := pl.secretProblems(cv)
 			ps = append(ps, sp...)
 			if lit != "" {
@@ -113,9 +121,12 @@ func Load(dir string) (*Config, Problems, error) {
 			}
 		}
 	}
+	if len(ps) == 0 {
+		ps = unchecked
+	}
 	ps = hideSecrets(ps, secrets)
 	ps.sort()
-	ps = ps.dedupe()
+	ps = onePerSecret(ps.dedupe())
 	if len(ps) > 0 {
 		return cfg, ps, nil
 	}

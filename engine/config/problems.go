@@ -166,6 +166,9 @@ func (pl placer) fromCUE(err error, root cue.Value) Problems {
 	for _, e := range errors.Errors(err) {
 		format, args := e.Msg()
 		p := Problem{Path: pathString(e.Path()), Msg: fmt.Sprintf(format, args...)}
+		if t, ok := strings.CutPrefix(p.Msg, "incomplete value "); ok {
+			p.Msg = "not set: this field needs a value (" + t + ")"
+		}
 		path := cue.ParsePath(p.Path)
 		hasPath := root.Exists() && len(e.Path()) > 0 && path.Err() == nil
 		// Where the user wrote the value beats the error's own positions,

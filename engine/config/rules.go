@@ -13,15 +13,18 @@ type rule struct {
 // ruleProblems reads #problems of one cluster. Each field is read on its
 // own: a rule that cannot be evaluated (it reads a value of the wrong type,
 // which Validate already reported) is skipped and hides no other rule.
-func (pl placer) ruleProblems(cluster cue.Value) Problems {
+//
+// skipped lists the rules that could not be evaluated. When nothing else is
+// wrong, that is a bug in the schema, and Load says so rather than pass.
+func (pl placer) ruleProblems(cluster cue.Value) (out Problems, skipped []string) {
 	it, err := cluster.LookupPath(cue.MakePath(cue.Def("#problems"))).Fields()
 	if err != nil {
-		return nil
+		return nil, []string{"#problems"}
 	}
-	var out Problems
 	for it.Next() {
 		var rules []rule
 		if err := it.Value().Decode(&rules); err != nil {
+			skipped = append(skipped, it.Selector().String())
 			continue
 		}
 		for _, r := range rules {
@@ -33,5 +36,5 @@ func (pl placer) ruleProblems(cluster cue.Value) Problems {
 			out = append(out, p)
 		}
 	}
-	return out
+	return out, skipped
 }

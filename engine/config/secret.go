@@ -36,6 +36,7 @@ func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lit string) {
 // {file: PATH} with a non-empty string. Its errors never quote v.
 func sourceOf(v cue.Value) (secret.Source, error) {
 	bad := errors.New(secretMsg)
+	v, _ = v.Default() // the schema's {env: "HASTACK_REDIS_PASSWORD"} when unset
 	if v.Err() != nil || v.Kind() != cue.StructKind {
 		return secret.Source{}, bad
 	}
@@ -68,10 +69,12 @@ func sourceOf(v cue.Value) (secret.Source, error) {
 
 // hideSecrets rewrites problems under a secret path to secretMsg and blanks
 // any literal secret value out of every message.
+// Problems below secret (secret.env) are moved up to secret itself, so that
+// one wrong secret gives one line (see onePerSecret).
 func hideSecrets(ps Problems, lits []string) Problems {
 	for i := range ps {
-		if isSecretPath(ps[i].Path) {
-			ps[i].Msg = secretMsg
+		if root, ok := secretRoot(ps[i].Path); ok {
+			ps[i].Path, ps[i].Msg = root, secretMsg
 		}
 		for _, l := range lits {
 			if l != "" {
@@ -82,14 +85,29 @@ func hideSecrets(ps Problems, lits []string) Problems {
 	return ps
 }
 
-// isSecretPath reports whether path is clusters.<name>.secret or below it.
-func isSecretPath(path string) bool {
-	p := cue.ParsePath(path)
-	if p.Err() != nil {
-		return strings.Contains(path, ".secret")
+// secretRoot returns clusters.<name>.secret when path is that or below it.
+func secretRoot(path string) (string, bool) {
+	sels := cue.ParsePath(path).Selectors()
+	if len(sels) >= 3 && sels[0].String() == "clusters" && sels[2].String() == "secret" {
+		return cue.MakePath(sels[:3]...).String(), true
 	}
-	sels := p.Selectors()
-	return len(sels) >= 3 && sels[0].String() == "clusters" && sels[2].String() == "secret"
+	return "", false
+}
+
+// onePerSecret keeps the first secret problem of each cluster; ps is sorted.
+func onePerSecret(ps Problems) Problems {
+	seen := map[string]bool{}
+	out := ps[:0]
+	for _, p := range ps {
+		if p.Msg == secretMsg {
+			if seen[p.Path] {
+				continue
+			}
+			seen[p.Path] = true
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // SecretProblems checks, for each cluster, the password its secret names,
