@@ -107,14 +107,17 @@ func labUp(env *Env, name, dir string, nodes int) int {
 	fmt.Fprintf(w, "\nlab dir:      %s\nconfig:       %s/cluster.cue\nknown_hosts:  %s\nidentity:     %s\ncontroller:   netns %s (%s)\n",
 		l.Dir, cfg, l.KnownHosts, l.Identity, l.Controller, l.ControllerIP)
 	fmt.Fprintf(w, `
-Use it (the nodes are reachable only from the controller namespace):
-  export HASTACK_REDIS_PASSWORD=...
+Use it (the nodes are reachable only through the controller namespace):
+  export HASTACK_LAB=%[7]s HASTACK_REDIS_PASSWORD=<a password of 8+ characters>
+  hastack plan %[4]s        # HASTACK_LAB routes SSH through the lab
+  hastack apply %[4]s
+  hastack check %[4]s
+or, from inside the controller namespace:
   ip netns exec %[1]s hastack plan -known-hosts %[2]s -i %[3]s %[4]s
-  (or HASTACK_KNOWN_HOSTS=%[2]s HASTACK_IDENTITY=%[3]s)
   ip netns exec %[1]s ssh -o UserKnownHostsFile=%[2]s -i %[3]s root@%[5]s
   hastack lab exec -name %[6]s node1 -- systemctl status asperaredisd
 Stop it: hastack lab down -name %[6]s
-`, l.Controller, l.KnownHosts, l.Identity, cfg, l.Nodes[0].IP, l.Name)
+`, l.Controller, l.KnownHosts, l.Identity, cfg, l.Nodes[0].IP, l.Name, l.Dir)
 	return ExitOK
 }
 
