@@ -90,14 +90,17 @@ func stackFor(ctx *cue.Context) (cue.Value, error) {
 	return v, nil
 }
 
-// Render fills the stack with a validated cluster and the node that is
-// primary now, and decodes the per-node resources.
-func Render(ctx *cue.Context, cl *config.Cluster, primary string) (*Rendered, error) {
+// Render fills the stack with a validated cluster, the node that is primary
+// now and the nodes whose Redis runs, and decodes the per-node resources.
+func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[string]bool) (*Rendered, error) {
 	st, err := stackFor(ctx)
 	if err != nil {
 		return nil, err
 	}
 	v := st.FillPath(cue.ParsePath("cluster"), cl.Value).FillPath(cue.ParsePath("primary"), primary)
+	if len(redisUp) > 0 {
+		v = v.FillPath(cue.ParsePath("redisUp"), redisUp)
+	}
 	if err := v.Validate(cue.Concrete(true)); err != nil {
 		return nil, fmt.Errorf("cluster %s: rendering the stack: %v", cl.Name, err)
 	}

@@ -21,7 +21,7 @@ func loadExample(t testing.TB, dir string) *config.Config {
 func TestRenderThreeNode(t *testing.T) {
 	cfg := loadExample(t, "../examples/three-node")
 	cl := cfg.Clusters[0]
-	r, err := Render(cfg.Context, cl, cl.Primary)
+	r, err := Render(cfg.Context, cl, cl.Primary, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestRenderThreeNode(t *testing.T) {
 		t.Errorf("first node %s, want the primary %s", r.Nodes[0].Name, cl.Primary)
 	}
 	// Rendering for another primary puts it first.
-	r2, err := Render(cfg.Context, cl, cl.Nodes[2].Name)
+	r2, err := Render(cfg.Context, cl, cl.Nodes[2].Name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (s *Session,
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}
-		r, err := Render(cfg.Context, cl, cl.Primary)
+		r, err := Render(cfg.Context, cl, cl.Primary, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -92,9 +92,15 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (s *Session,
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}
-		if p.Node != r.Primary {
-			// Probes do not depend on the primary: the facts stay valid.
-			if r, err = Render(cfg.Context, cl, p.Node); err != nil {
+		up := map[string]bool{}
+		for name, f := range facts {
+			if f.Topology.RedisUp {
+				up[name] = true
+			}
+		}
+		if p.Node != r.Primary || len(up) > 0 {
+			// Probes depend on neither: the facts stay valid.
+			if r, err = Render(cfg.Context, cl, p.Node, up); err != nil {
 				return nil, err
 			}
 		}

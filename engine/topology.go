@@ -58,9 +58,17 @@ func LivePrimary(cl *config.Cluster, facts map[string]*Facts) (Primary, error) {
 	for _, n := range cl.Nodes {
 		if n.IP == ip {
 			p := Primary{Node: n.Name, Source: "sentinels", Answers: answered}
+			var notes []string
 			if len(who) <= len(cl.Nodes)/2 {
-				p.Note = fmt.Sprintf("only %d of %d Sentinels answered", len(who), len(cl.Nodes))
+				notes = append(notes, fmt.Sprintf("only %d of %d Sentinels answered", len(who), len(cl.Nodes)))
 			}
+			for _, m := range cl.Nodes {
+				t := facts[m.Name]
+				if m.Name != n.Name && t != nil && t.Topology.RedisRole == "master" {
+					notes = append(notes, fmt.Sprintf("%s's Redis still says it is primary: a failover is settling, and Sentinel will turn it into a replica", m.Name))
+				}
+			}
+			p.Note = strings.Join(notes, "; ")
 			return p, nil
 		}
 	}
