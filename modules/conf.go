@@ -2,6 +2,7 @@ package modules
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 
@@ -39,6 +40,10 @@ type directive struct {
 	Runtime bool   `json:"runtime,omitempty"`
 	Absent  bool   `json:"absent,omitempty"`  // the directive must not be there
 	LiveSet string `json:"liveSet,omitempty"` // command that sets it at run time, e.g. "SENTINEL SET myprimary quorum"
+	// LiveArg, with LiveSet, is the one argument position the live command
+	// can change (quorum in "sentinel monitor"); a change elsewhere on the
+	// line needs a restart.
+	LiveArg *int `json:"liveArg,omitempty"`
 }
 
 type confModule struct{}
@@ -76,25 +81,47 @@ func (confModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
 	if c == nil || err != nil {
 		return c, err
 	}
-	if c.Action == Update && s.Live != "" && len(live) > 0 && !strings.Contains(c.Summary, "mode") && !strings.Contains(c.Summary, "owner") {
+	metaOnly := c.Live
+	if c.Action == Update && s.Live != "" && len(live) > 0 && !metaOnly {
 		// Every changed line can be set at run time: do that, then write
 		// the file, and tell watchers no restart is needed.
-		cmds := make([]string, len(live))
-		for i, l := range live {
-			cmds[i] = mask(l, env.Secret)
+		for _, l := range live {
+			c.Commands = append(c.Commands, mask(l, env.Secret))
 		}
-		c.Commands = cmds
 		c.Summary += " (applied live, no restart)"
 		c.Live = true
-		write := c.apply
-		c.apply = func(ctx context.Context, h host.Host) error {
-			for _, l := range live {
-				if err := liveSet(ctx, h, s.Live, s.LiveAddr, l, env.Secret); err != nil {
-					return err
-				}
+	} else {
+		live = nil
+	}
+	file := *c.file
+	ds := s.Directives
+	sec := env.Secret
+	c.apply = func(ctx context.Context, h host.Host) error {
+		for _, l := range live {
+			if err := liveSet(ctx, h, s.Live, s.LiveAddr, l, sec); err != nil {
+				return err
 			}
-			return write(ctx, h)
 		}
+		if !f.has {
+			return writeFile(ctx, h, file)
+		}
+		// Redis and Sentinel may have rewritten the file since the facts
+		// were read (a SENTINEL SET above does): merge into what is there
+		// now, so none of their lines is lost.
+		res, err := run(ctx, h, "base64 -w0 "+Quote(s.Path), nil, sec)
+		if err != nil {
+			return err
+		}
+		cur, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(res.Stdout)))
+		if err != nil {
+			return fmt.Errorf("%s: reading it back: %v", s.Path, err)
+		}
+		merged, _ := mergeConf(string(cur), ds)
+		if merged == string(cur) && !metaOnly && len(live) > 0 {
+			return nil // the server already wrote it
+		}
+		file.Data = []byte(merged)
+		return writeFile(ctx, h, file)
 	}
 	return c, nil
 }
@@ -168,7 +195,7 @@ func mergeConf(old string, ds []directive) (string, []string) {
 			if d.LiveSet == "" {
 				restart = true
 			} else {
-				live = append(live, d.LiveSet+" "+d.Value)
+				live = append(live, d.LiveSet+" "+Quote(d.Value))
 			}
 			continue
 		}
@@ -187,10 +214,21 @@ func mergeConf(old string, ds []directive) (string, []string) {
 		}
 		if !equalTokens(have, want) {
 			lines[idx[0]] = strings.TrimSpace(d.Key + " " + strings.Join(quoteTokens(want), " "))
-			if d.LiveSet == "" {
+			switch {
+			case d.LiveSet == "":
 				restart = true
-			} else {
-				live = append(live, d.LiveSet+" "+strings.Join(quoteTokens(want), " "))
+			case d.LiveArg != nil:
+				k := *d.LiveArg
+				rest := func(t []string) []string {
+					return append(append([]string{}, t[:min(k, len(t))]...), t[min(k+1, len(t)):]...)
+				}
+				if k >= len(want) || !equalTokens(rest(have), rest(want)) {
+					restart = true
+				} else {
+					live = append(live, d.LiveSet+" "+quoteTokens(want[k : k+1])[0])
+				}
+			default:
+				live = append(live, d.LiveSet+" "+Quote(strings.Join(want, " ")))
 			}
 		}
 	}

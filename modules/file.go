@@ -99,13 +99,16 @@ func fileChange(p, owner, group, mode string, f fact, want string, sec secret.Se
 		c.Live = c.Diff == ""
 	}
 	file := host.File{Path: p, Data: []byte(want), Mode: fs.FileMode(perm), UID: uid, GID: gid}
-	c.apply = func(ctx context.Context, h host.Host) error {
-		if _, err := run(ctx, h, "mkdir -p "+Quote(path.Dir(p)), nil, secret.Secret{}); err != nil {
-			return err
-		}
-		return h.WriteFile(ctx, file)
-	}
+	c.file = &file
+	c.apply = func(ctx context.Context, h host.Host) error { return writeFile(ctx, h, file) }
 	return c, nil
+}
+
+func writeFile(ctx context.Context, h host.Host, f host.File) error {
+	if _, err := run(ctx, h, "mkdir -p "+Quote(path.Dir(f.Path)), nil, secret.Secret{}); err != nil {
+		return err
+	}
+	return h.WriteFile(ctx, f)
 }
 
 // mask hides the secret in display text.

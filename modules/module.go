@@ -51,6 +51,7 @@ type Change struct {
 	Live          bool     `json:"live,omitempty"`          // applied to the running server: watchers need no restart
 
 	apply func(ctx context.Context, h host.Host) error // carries what Apply needs (may hold secrets)
+	file  *host.File                                   // the file a file or conf change writes
 }
 
 // Env is what Diff may know beyond the resource and its fact.
