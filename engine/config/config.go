@@ -37,6 +37,9 @@ type Cluster struct {
 	DownAfterMs       int
 	FailoverTimeoutMs int
 
+	RolloutPauseMs int // between adding or resetting Sentinels on a live cluster
+	GateTimeoutS   int // how long a rollout waits for the cluster to be healthy
+
 	Users       Users
 	Firewall    Firewall
 	BearerToken BearerToken

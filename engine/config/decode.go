@@ -38,6 +38,10 @@ func decode(cl *Cluster) error {
 			Node     string   `json:"node"`
 			Transfer []string `json:"transfer"`
 		} `json:"users"`
+		Rollout struct {
+			Pause int `json:"pauseMilliseconds"`
+			Gate  int `json:"gateTimeoutSeconds"`
+		} `json:"rollout"`
 		Firewall struct {
 			Manage  bool   `json:"manage"`
 			Persist string `json:"persist"`
@@ -66,6 +70,7 @@ func decode(cl *Cluster) error {
 	if raw.HAProxy != nil {
 		cl.HAProxyPort = raw.HAProxy.Port
 	}
+	cl.RolloutPauseMs, cl.GateTimeoutS = raw.Rollout.Pause, raw.Rollout.Gate
 	cl.Users = Users(raw.Users)
 	cl.Firewall = Firewall(raw.Firewall)
 	cl.BearerToken = BearerToken(raw.BearerToken)

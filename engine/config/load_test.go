@@ -35,6 +35,7 @@ func TestLoadThreeNodeExample(t *testing.T) {
 		Primary: "node1", PrimarySet: "myprimary",
 		RedisPort: 31415, RedisSave: "60 10000", SentinelPort: 41415,
 		Quorum: 2, DownAfterMs: 300, FailoverTimeoutMs: 1000,
+		RolloutPauseMs: 30000, GateTimeoutS: 60,
 		Users:       Users{Node: "asperadaemon", Transfer: []string{"xfer"}},
 		Firewall:    Firewall{Manage: true, Persist: "/etc/iptables/rules.v4"},
 		BearerToken: BearerToken{ScopeRole: "admin", TokenKeyLength: 4096},
