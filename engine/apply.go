@@ -98,24 +98,42 @@ func Apply(ctx context.Context, p *Plan, hosts map[string]host.Host, report func
 			mu.Unlock()
 		}
 	}
-	for phase := range p.Phases {
-		if len(o.Failed) > 0 || ctx.Err() != nil {
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(o.Failed) > 0
+	}
+	for phase, ph := range p.Phases {
+		if failed() || ctx.Err() != nil {
 			break
 		}
-		if p.Phases[phase].Serial {
+		if !ph.Serial {
 			for _, n := range p.Nodes {
-				if len(o.Failed) > 0 || ctx.Err() != nil {
-					break
-				}
-				runNode(n, phase)
+				wg.Add(1)
+				go func() { defer wg.Done(); runNode(n, phase) }()
 			}
+			wg.Wait()
 			continue
 		}
-		for _, n := range p.Nodes {
-			wg.Add(1)
-			go func() { defer wg.Done(); runNode(n, phase) }()
+		for _, n := range serialOrder(p, ph) {
+			if failed() || ctx.Err() != nil {
+				break
+			}
+			if !hasPhase(n, phase) {
+				continue
+			}
+			if err := p.beforeNode(ctx, hosts, n, phase, report); err != nil {
+				o.Failed[n.Name] = err
+				break
+			}
+			runNode(n, phase)
+			if failed() {
+				break
+			}
+			if err := p.afterNode(ctx, hosts, n, phase, report); err != nil {
+				o.Failed[n.Name] = err
+			}
 		}
-		wg.Wait()
 	}
 	o.Stopped = ctx.Err() != nil
 	for _, n := range p.Nodes {
@@ -140,4 +158,85 @@ func unitOf(id string) string {
 		}
 	}
 	return id
+}
+
+// serialOrder is the node order of a serial phase: the plan's order
+// (primary first) or, for a rollout, replicas first and the primary last.
+func serialOrder(p *Plan, ph Phase) []NodePlan {
+	if ph.Order != "replicas-first" {
+		return p.Nodes
+	}
+	var out []NodePlan
+	var primary []NodePlan
+	for _, n := range p.Nodes {
+		if n.Name == p.Primary.Node {
+			primary = append(primary, n)
+		} else {
+			out = append(out, n)
+		}
+	}
+	return append(out, primary...)
+}
+
+func hasPhase(n NodePlan, phase int) bool {
+	for _, c := range n.Changes {
+		if c.Phase == phase {
+			return true
+		}
+	}
+	return false
+}
+
+// beforeNode moves the primary away from n when n's Redis is about to
+// restart (a planned switchover instead of a failure).
+func (p *Plan) beforeNode(ctx context.Context, hosts map[string]host.Host, n NodePlan, phase int, report func(Event)) error {
+	ph := p.Phases[phase]
+	if ph.Failover == "" {
+		return nil
+	}
+	touches := false
+	for _, c := range n.Changes {
+		if c.Phase == phase && c.ID == "service:"+ph.Failover && (c.Action == modules.Restart || c.Action == modules.Stop) {
+			touches = true
+		}
+	}
+	if !touches || p.cluster.primaryOf(p.cluster.views(ctx, hosts)) != n.Name {
+		return nil
+	}
+	start := time.Now()
+	to, err := p.cluster.failoverFrom(ctx, hosts, n.Name)
+	ev := &ResourceChange{ID: "failover", Kind: "cluster", Phase: phase, Change: &modules.Change{Action: modules.Run,
+		Summary: fmt.Sprintf("SENTINEL FAILOVER: %s hands the primary role over before its Redis restarts", n.Name)}}
+	if err == nil {
+		ev.Summary += " (now " + to + ")"
+	}
+	report(Event{Node: n.Name, Change: ev, Err: err, Duration: time.Since(start)})
+	return err
+}
+
+// afterNode waits for the cluster to be healthy again, then pauses when a
+// Sentinel was started or reset on n.
+func (p *Plan) afterNode(ctx context.Context, hosts map[string]host.Host, n NodePlan, phase int, report func(Event)) error {
+	ph := p.Phases[phase]
+	if ph.Gate {
+		start := time.Now()
+		err := p.cluster.waitHealthy(ctx, hosts, n.Name)
+		report(Event{Node: n.Name, Change: &ResourceChange{ID: "health-gate", Kind: "cluster", Phase: phase,
+			Change: &modules.Change{Action: modules.Run, Summary: "wait until the cluster is healthy"}}, Err: err, Duration: time.Since(start)})
+		if err != nil {
+			return err
+		}
+	}
+	if ph.PauseMs > 0 {
+		for _, c := range n.Changes {
+			if c.Phase == phase && contains(ph.PauseAfter, c.ID) && c.Action != modules.Enable {
+				select {
+				case <-time.After(time.Duration(ph.PauseMs) * time.Millisecond):
+				case <-ctx.Done():
+				}
+				break
+			}
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
@@ -23,6 +24,8 @@ type Plan struct {
 	Primary Primary    `json:"primary"`
 	Phases  []Phase    `json:"phases"`
 	Nodes   []NodePlan `json:"nodes"`
+
+	cluster cluster // for apply's health gates
 }
 
 // NodePlan is one node's changes, in apply order.
@@ -78,6 +81,15 @@ func (c Counts) Empty() bool { return c.Create+c.Update+c.Delete+c.Run+c.Service
 // Diff compares the rendered state with the facts of every node.
 func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*Plan, error) {
 	plan := &Plan{Cluster: r.Cluster.Name, Design: r.Cluster.Design, Primary: p, Phases: r.Phases}
+	plan.cluster = cluster{
+		tp:     topoParams{r.Cluster.RedisPort, r.Cluster.SentinelPort, r.Cluster.PrimarySet},
+		ips:    map[string]string{},
+		secret: sec,
+		gate:   time.Duration(r.Cluster.GateTimeoutS) * time.Second,
+	}
+	for _, n := range r.Nodes {
+		plan.cluster.ips[n.Name] = n.IP
+	}
 	for _, n := range r.Nodes {
 		f := facts[n.Name]
 		if f == nil {

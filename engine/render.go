@@ -30,7 +30,19 @@ type Rendered struct {
 // Phase is one step of the procedure.
 type Phase struct {
 	Name   string `json:"name"`
-	Serial bool   `json:"serial,omitempty"`
+	Serial bool   `json:"serial,omitempty"` // one node at a time
+	// Order of a serial phase: "primary-first" (default) or "replicas-first".
+	Order string `json:"order,omitempty"`
+	// Gate waits, after each node that changed, until the cluster is
+	// healthy again; a failed gate stops the rollout.
+	Gate bool `json:"gate,omitempty"`
+	// Failover names the unit whose restart on the primary is preceded by
+	// SENTINEL FAILOVER, so the primary moves before it goes down.
+	Failover string `json:"failover,omitempty"`
+	// PauseMs is waited after a node on which one of PauseAfter changed
+	// (a Sentinel started or reset: the others need time to agree).
+	PauseMs    int      `json:"pauseMilliseconds,omitempty"`
+	PauseAfter []string `json:"pauseAfter,omitempty"`
 }
 
 // NodeSpec is what one node should hold.
@@ -92,12 +104,15 @@ func stackFor(ctx *cue.Context) (cue.Value, error) {
 
 // Render fills the stack with a validated cluster, the node that is primary
 // now and the nodes whose Redis runs, and decodes the per-node resources.
-func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[string]bool) (*Rendered, error) {
+func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[string]bool, live bool) (*Rendered, error) {
 	st, err := stackFor(ctx)
 	if err != nil {
 		return nil, err
 	}
 	v := st.FillPath(cue.ParsePath("cluster"), cl.Value).FillPath(cue.ParsePath("primary"), primary)
+	if live {
+		v = v.FillPath(cue.ParsePath("live"), true)
+	}
 	if len(redisUp) > 0 {
 		v = v.FillPath(cue.ParsePath("redisUp"), redisUp)
 	}

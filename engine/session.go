@@ -69,7 +69,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (s *Session,
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}
-		r, err := Render(cfg.Context, cl, cl.Primary, nil)
+		r, err := Render(cfg.Context, cl, cl.Primary, nil, false)
 		if err != nil {
 			return nil, err
 		}
@@ -98,9 +98,10 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (s *Session,
 				up[name] = true
 			}
 		}
-		if p.Node != r.Primary || len(up) > 0 {
-			// Probes depend on neither: the facts stay valid.
-			if r, err = Render(cfg.Context, cl, p.Node, up); err != nil {
+		live := p.Source == "sentinels"
+		if p.Node != r.Primary || len(up) > 0 || live {
+			// Probes depend on none of these: the facts stay valid.
+			if r, err = Render(cfg.Context, cl, p.Node, up, live); err != nil {
 				return nil, err
 			}
 		}

@@ -1,0 +1,187 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/modules"
+)
+
+// cluster is what apply needs to know about the cluster beyond the plan.
+type cluster struct {
+	tp     topoParams
+	ips    map[string]string // node → private IP
+	secret secret.Secret
+	gate   time.Duration
+}
+
+// view is one node's answer during a rollout.
+type view struct {
+	Topology
+	quorumOK bool
+	replicas map[string]string // this Sentinel's view: replica IP → "flags link-status"
+	err      error
+}
+
+// healthProbe adds to the topology the Sentinel's quorum check and its view
+// of the replicas: "sreplica <ip> <flags> <master-link-status>".
+func healthProbe(ip string, tp topoParams) string {
+	cli := fmt.Sprintf("timeout 3 \"$(command -v asredis || command -v redis-cli)\" --no-auth-warning -h %s -p %d", ip, tp.SentinelPort)
+	return topologyProbe(ip, tp) + fmt.Sprintf(`%[1]s SENTINEL CKQUORUM %[2]s 2>/dev/null </dev/null | sed 's/^/ckquorum /'
+%[1]s SENTINEL REPLICAS %[2]s 2>/dev/null </dev/null | awk 'k=="ip"{i=$0} k=="flags"{f=$0} k=="master-link-status"{print "sreplica", i, f, $0} {k=$0}'
+`, cli, modules.Quote(tp.PrimarySet))
+}
+
+// views asks every node, in parallel, what its Sentinel and Redis say.
+func (c *cluster) views(ctx context.Context, hosts map[string]host.Host) map[string]view {
+	out := map[string]view{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			script := "HASTACK_PW=" + modules.Quote(secret.Placeholder) + "\nexport REDISCLI_AUTH=\"$HASTACK_PW\"\nPATH=/opt/aspera/bin:$PATH\n" + healthProbe(c.ips[name], c.tp)
+			res, err := h.Run(ctx, "sh -s", strings.NewReader(string(secret.Fill([]byte(script), c.secret))))
+			v := view{err: err}
+			if err == nil {
+				v.Topology = parseTopology(res.Stdout)
+				v.quorumOK = strings.Contains(string(res.Stdout), "ckquorum OK")
+				v.replicas = map[string]string{}
+				for _, l := range strings.Split(string(res.Stdout), "\n") {
+					if f := strings.Fields(l); len(f) == 4 && f[0] == "sreplica" {
+						v.replicas[f[1]] = f[2] + " " + f[3]
+					}
+				}
+			}
+			mu.Lock()
+			out[name] = v
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// primaryOf returns the node a majority of Sentinels name, or "".
+func (c *cluster) primaryOf(vs map[string]view) string {
+	votes := map[string]int{}
+	for _, v := range vs {
+		if v.SentinelUp && v.SentinelPrimary != "" {
+			votes[v.SentinelPrimary]++
+		}
+	}
+	for addr, n := range votes {
+		if n > len(c.ips)/2 {
+			ip, _, _ := strings.Cut(addr, " ")
+			for name, nip := range c.ips {
+				if nip == ip {
+					return name
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// healthyAfter says what is wrong once node has been changed, or nil: a
+// majority of Sentinels agree on a primary that says role:master, and node
+// itself is in order (its Sentinel agrees and passes CKQUORUM; its Redis is
+// that primary, or a replica of it with the link up).
+func (c *cluster) healthyAfter(vs map[string]view, node string) error {
+	p := c.primaryOf(vs)
+	if p == "" {
+		return fmt.Errorf("no majority of Sentinels names a primary")
+	}
+	if vs[p].RedisRole != "master" {
+		return fmt.Errorf("the Sentinels name %s, but its Redis does not say role:master", p)
+	}
+	v := vs[node]
+	var bad []string
+	switch {
+	case v.err != nil:
+		bad = append(bad, v.err.Error())
+	case !v.SentinelUp:
+		bad = append(bad, "its Sentinel does not answer")
+	case v.SentinelPrimary != c.ips[p]+" "+fmt.Sprint(c.tp.RedisPort):
+		bad = append(bad, fmt.Sprintf("its Sentinel names %q, the majority %s", v.SentinelPrimary, p))
+	case !v.quorumOK:
+		bad = append(bad, "SENTINEL CKQUORUM fails")
+	}
+	if node != p {
+		switch {
+		case !v.RedisUp:
+			bad = append(bad, "its Redis does not answer")
+		case v.RedisRole != "slave" || v.RedisPrimary != c.ips[p]+" "+fmt.Sprint(c.tp.RedisPort):
+			bad = append(bad, fmt.Sprintf("its Redis is %s of %q, not a replica of %s", v.RedisRole, v.RedisPrimary, p))
+		case !v.RedisLinkUp:
+			bad = append(bad, "its replication link is down")
+		}
+		// Sentinel must see it as a sound replica too, or it could not
+		// promote it (NOGOODSLAVE).
+		for name, w := range vs {
+			if w.SentinelUp && w.replicas != nil && w.replicas[c.ips[node]] != "slave ok" {
+				bad = append(bad, fmt.Sprintf("%s's Sentinel sees it as %q", name, w.replicas[c.ips[node]]))
+				break
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s: %s", node, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// waitHealthy polls until healthyAfter(node) holds or the gate times out.
+func (c *cluster) waitHealthy(ctx context.Context, hosts map[string]host.Host, node string) error {
+	deadline := time.Now().Add(c.gate)
+	for {
+		err := c.healthyAfter(c.views(ctx, hosts), node)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("health gate after %s (waited %s): %w", node, c.gate, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// failoverFrom moves the primary away from node with SENTINEL FAILOVER and
+// waits until a majority names another node whose Redis says role:master.
+func (c *cluster) failoverFrom(ctx context.Context, hosts map[string]host.Host, node string) (string, error) {
+	cmd := fmt.Sprintf("REDISCLI_AUTH=%s \"$(command -v /opt/aspera/bin/asredis || command -v redis-cli)\" --no-auth-warning -h %s -p %d SENTINEL FAILOVER %s",
+		modules.Quote(secret.Placeholder), c.ips[node], c.tp.SentinelPort, modules.Quote(c.tp.PrimarySet))
+	// Sentinel refuses while it does not yet trust a replica (NOGOODSLAVE,
+	// for a few seconds after replicas restarted): try again until the gate.
+	deadline := time.Now().Add(c.gate)
+	for {
+		res, err := hosts[node].Run(ctx, string(secret.Fill([]byte(cmd), c.secret)), nil)
+		if err != nil {
+			return "", err
+		}
+		out := strings.TrimSpace(string(res.Stdout))
+		if out == "OK" {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", fmt.Errorf("SENTINEL FAILOVER on %s: %q", node, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for {
+		vs := c.views(ctx, hosts)
+		if p := c.primaryOf(vs); p != "" && p != node && vs[p].RedisRole == "master" {
+			return p, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", fmt.Errorf("the failover away from %s did not finish within %s", node, c.gate)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
