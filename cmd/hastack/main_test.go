@@ -29,6 +29,8 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:           "../../testdata/scripts",
 		UpdateScripts: *update,
+		Cmds:          labCmds,      // lab_test.go: lab-up, lab-config, lab-exec
+		Condition:     labCondition, // lab_test.go: [lab]
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("EXAMPLES", examples+"/../../examples")
 			return nil
