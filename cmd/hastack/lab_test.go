@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,10 +26,13 @@ import (
 //	lab-config DIR [F]  rewrite DIR/cluster.cue with file F's CUE put inside
 //	                    the cluster struct (lab.WriteConfig's extra)
 //	lab-exec NODE CMD…  run CMD on NODE as root (not over SSH); its output is stdout
+//	exitcode N PROG…    like exec, but PROG must exit with status N (plan
+//	                    -detailed-exitcode's 2 is not "any failure")
 var labCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"lab-up":     cmdLabUp,
 	"lab-config": cmdLabConfig,
 	"lab-exec":   cmdLabExec,
+	"exitcode":   cmdExitCode,
 }
 
 // labCondition answers [lab]: can this machine start a lab?
@@ -110,5 +115,27 @@ func cmdLabExec(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("lab-exec %s: %v", strings.Join(args, " "), err)
 	case err == nil && neg:
 		ts.Fatalf("lab-exec %s: unexpected success", strings.Join(args, " "))
+	}
+}
+
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROG [ARGS...]")
+	}
+	var want int
+	if _, err := fmt.Sscan(args[0], &want); err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	got := 0
+	err := ts.Exec(args[1], args[2:]...)
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("exitcode: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
 }
