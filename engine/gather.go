@@ -20,11 +20,12 @@ type Facts struct {
 	Node      string
 	Resources map[string][]byte // resource ID → probe output
 	Topology  Topology
-	raw       []byte // the whole script output, for the fingerprint
 }
 
 // Topology is one node's answer about Redis roles.
 type Topology struct {
+	SentinelState   string // "up", "down", "auth-failed" or "error"
+	RedisState      string // the same for Redis
 	SentinelUp      bool   // the node's Sentinel answered
 	SentinelPrimary string // "ip port" it names as primary, "" when none
 	RedisUp         bool
@@ -64,12 +65,17 @@ type topoParams struct {
 	PrimarySet              string
 }
 
+// topologyProbe asks the node's own Sentinel and Redis. A refused
+// password is reported as such: it must never look like a node where
+// nothing runs yet.
 func topologyProbe(ip string, p topoParams) string {
-	cli := `"$(command -v asredis || command -v redis-cli)"`
-	return fmt.Sprintf(`if [ -n "$HASTACK_PW" ]; then
- s=$(timeout 3 %[1]s --no-auth-warning -h %[2]s -p %[3]d SENTINEL get-master-addr-by-name %[4]s 2>/dev/null) && echo "sentinel up $(echo $s)"
- timeout 3 %[1]s --no-auth-warning -h %[2]s -p %[5]d INFO replication 2>/dev/null | tr -d '\r' | grep -E '^(role|master_host|master_port|master_link_status):' | sed 's/^/redis /'
-fi 2>/dev/null
+	cli := `timeout 3 "$(command -v asredis || command -v redis-cli)" --no-auth-warning`
+	return fmt.Sprintf(`state() { case "$1" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*) echo auth-failed ;; *"Could not connect"*|*"Connection refused"*|"") echo down ;; *) echo error ;; esac; }
+s=$(%[1]s -h %[2]s -p %[3]d SENTINEL get-master-addr-by-name %[4]s 2>&1); rc=$?
+case "$s" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*|*"Could not connect"*|*ERR*) rc=1 ;; esac
+if [ $rc = 0 ]; then echo "sentinel up $(echo $s)"; else echo "sentinel $(state "$s")"; fi
+r=$(%[1]s -h %[2]s -p %[5]d INFO replication 2>&1 | tr -d '\r'); rc=$?
+case "$r" in *role:*) echo "$r" | grep -E '^(role|master_host|master_port|master_link_status):' | sed 's/^/redis /' ;; *) echo "redis $(state "$r")" ;; esac
 `, cli, ip, p.SentinelPort, modules.Quote(p.PrimarySet), p.RedisPort)
 }
 
@@ -82,16 +88,19 @@ func parseTopology(b []byte) Topology {
 			continue
 		}
 		switch {
-		case f[0] == "sentinel" && f[1] == "up":
-			t.SentinelUp = true
-			if len(f) == 4 {
+		case f[0] == "sentinel":
+			t.SentinelState = f[1]
+			t.SentinelUp = f[1] == "up"
+			if t.SentinelUp && len(f) == 4 {
 				t.SentinelPrimary = f[2] + " " + f[3]
 			}
+		case f[0] == "redis" && !strings.Contains(f[1], ":"):
+			t.RedisState = f[1]
 		case f[0] == "redis":
 			k, v, _ := strings.Cut(f[1], ":")
 			switch k {
 			case "role":
-				t.RedisUp, t.RedisRole = true, v
+				t.RedisUp, t.RedisRole, t.RedisState = true, v, "up"
 			case "master_host":
 				mh = v
 			case "master_port":
@@ -157,7 +166,7 @@ func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec
 		}
 		return nil, fmt.Errorf("reading facts: the fact script exited %d: %s", res.Code, msg)
 	}
-	f := &Facts{Node: n.Name, Resources: map[string][]byte{}, raw: bytes.ReplaceAll(res.Stdout, []byte(boundary), []byte("@@hastack-fact"))}
+	f := &Facts{Node: n.Name, Resources: map[string][]byte{}}
 	parts := bytes.Split(res.Stdout, []byte(boundary+" "))
 	ended := false
 	for _, p := range parts[1:] {

@@ -95,7 +95,7 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*
 		if f == nil {
 			return nil, fmt.Errorf("node %s: no facts", n.Name)
 		}
-		np := NodePlan{Name: n.Name, Address: fmt.Sprintf("%s:%d", n.SSH.Host, n.SSH.Port), Fingerprint: fingerprint(n, f, sec)}
+		np := NodePlan{Name: n.Name, Address: fmt.Sprintf("%s:%d", n.SSH.Host, n.SSH.Port)}
 		changed := map[string]bool{}
 		byID := map[string]*ResourceChange{}
 		env := &modules.Env{Secret: sec, Stopped: map[string]bool{}, Node: n.Name}
@@ -141,16 +141,25 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*
 				np.Changes = append(np.Changes, c)
 			}
 		}
+		np.Fingerprint = fingerprint(n, f, np.Changes, sec)
 		plan.Nodes = append(plan.Nodes, np)
 	}
 	return plan, nil
 }
 
-func fingerprint(n NodeSpec, f *Facts, sec secret.Secret) string {
+// fingerprint covers what was rendered for the node, what apply will do
+// there (the changes, as shown) and the node's Redis role. It does not
+// cover the raw facts: Redis and Sentinel rewrite lines hastack leaves alone
+// (epochs, known-sentinel, ...) and Sentinels discover each other for
+// seconds after a start, so a plan saved right after an apply was refused
+// as stale although applying it would do exactly what it showed.
+func fingerprint(n NodeSpec, f *Facts, changes []*ResourceChange, sec secret.Secret) string {
 	m := hmac.New(sha256.New, []byte("hastack-plan:"+sec.Value()))
-	spec, _ := json.Marshal(n)
-	m.Write(spec)
-	m.Write([]byte{0})
-	m.Write(f.raw)
+	role := [2]string{f.Topology.RedisRole, f.Topology.RedisPrimary}
+	for _, v := range []any{n, changes, role} {
+		b, _ := json.Marshal(v)
+		m.Write(b)
+		m.Write([]byte{0})
+	}
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }

@@ -45,7 +45,11 @@ func (e NodeErrors) Error() string {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "cluster %s: node %s: %v", ne.Cluster, ne.Node, ne.Err)
+		msg := ne.Err.Error()
+		if !strings.HasPrefix(msg, ne.Node+":") && !strings.HasPrefix(msg, ne.Node+" ") {
+			msg = "node " + ne.Node + ": " + msg
+		}
+		fmt.Fprintf(&b, "cluster %s: %s", ne.Cluster, msg)
 	}
 	return b.String()
 }
@@ -53,8 +57,8 @@ func (e NodeErrors) Error() string {
 // Prepare connects to every node (one connection each, all in parallel),
 // gathers facts, finds the live primary and diffs. On error the session is
 // closed.
-func Prepare(ctx context.Context, cfg *config.Config, opts Options) (s *Session, err error) {
-	s = &Session{}
+func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session, err error) {
+	s := &Session{}
 	defer func() {
 		if err != nil {
 			s.Close()

@@ -23,6 +23,22 @@ type Primary struct {
 func LivePrimary(cl *config.Cluster, facts map[string]*Facts) (Primary, error) {
 	votes := map[string][]string{}
 	answered := 0
+	// A node that refuses the password, or answers garbage, could be
+	// anything: planning as if it were new would restart a live cluster.
+	for _, n := range cl.Nodes {
+		f := facts[n.Name]
+		if f == nil {
+			continue
+		}
+		for what, st := range map[string]string{"Sentinel": f.Topology.SentinelState, "Redis": f.Topology.RedisState} {
+			switch st {
+			case "auth-failed":
+				return Primary{}, fmt.Errorf("node %s: its %s refuses the configured password; hastack will not plan against a cluster it cannot read (to change the password, see docs/operations.md)", n.Name, what)
+			case "error":
+				return Primary{}, fmt.Errorf("node %s: its %s answered with an error; hastack will not plan against a cluster it cannot read", n.Name, what)
+			}
+		}
+	}
 	for _, n := range cl.Nodes {
 		f := facts[n.Name]
 		if f == nil || !f.Topology.SentinelUp {
@@ -34,6 +50,14 @@ func LivePrimary(cl *config.Cluster, facts map[string]*Facts) (Primary, error) {
 		}
 	}
 	if len(votes) == 0 {
+		// Without Sentinels, a running Redis that says it is primary must
+		// be the bootstrap primary, or the cluster has a history we do not
+		// know.
+		for _, n := range cl.Nodes {
+			if f := facts[n.Name]; f != nil && f.Topology.RedisRole == "master" && n.Name != cl.Primary {
+				return Primary{}, fmt.Errorf("no Sentinel names a primary, but %s's Redis runs as primary and the config's bootstrap primary is %s: start the Sentinels, or fix the cluster by hand", n.Name, cl.Primary)
+			}
+		}
 		return Primary{Node: cl.Primary, Source: "bootstrap", Answers: answered,
 			Note: "no Sentinel names a primary yet: using the config's bootstrap primary"}, nil
 	}

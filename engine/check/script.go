@@ -1,0 +1,92 @@
+package check
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/modules"
+)
+
+// Chain is the iptables chain the hsts stack keeps its rules in.
+const Chain = "HASTACK"
+
+// header starts every script sent to a node. Scripts travel on stdin
+// (sh -s) with the password filled in, and redis-cli reads it from
+// REDISCLI_AUTH: it is in no command line and no process list. q runs the
+// Redis CLI the node has (asredis on HSTS) with a time limit, prints its
+// output and then "<boundary>=rc N".
+func header(boundary string) string {
+	return "HASTACK_PW=" + modules.Quote(secret.Placeholder) + "\nexport REDISCLI_AUTH=\"$HASTACK_PW\"\n" +
+		"PATH=/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" +
+		"cli=$(command -v asredis || command -v redis-cli)\n" +
+		"q() { out=$(timeout 5 \"$cli\" --no-auth-warning \"$@\" 2>&1 </dev/null); rc=$?; printf '%s\\n' \"$out\" | tr -d '\\r'; echo '" + boundary + "=rc' $rc; }\n"
+}
+
+func newBoundary() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "@@hastack-check-" + hex.EncodeToString(b[:])
+}
+
+// healthScript asks the node's own Sentinel and Redis, on the node's private
+// IP, and reads the firewall. It changes nothing.
+func (c *Checker) healthScript(ip, boundary string) string {
+	cl := c.Cluster
+	set := modules.Quote(cl.PrimarySet)
+	s := func(name, args string) string {
+		return fmt.Sprintf("echo '%s %s'\nq -h %s -p %d %s\n", boundary, name, ip, cl.SentinelPort, args)
+	}
+	var b strings.Builder
+	b.WriteString(header(boundary))
+	b.WriteString(s("getmaster", "SENTINEL get-master-addr-by-name "+set))
+	b.WriteString(s("ckquorum", "SENTINEL CKQUORUM "+set))
+	b.WriteString(s("master", "SENTINEL MASTER "+set))
+	b.WriteString(s("replicas", "SENTINEL REPLICAS "+set))
+	fmt.Fprintf(&b, "echo '%s redis'\nq -h %s -p %d INFO replication\n", boundary, ip, cl.RedisPort)
+	if cl.Firewall.Manage {
+		fmt.Fprintf(&b, "echo '%[1]s input'\niptables -S INPUT 2>&1\necho '%[1]s chain'\niptables -S %[2]s 2>&1\n", boundary, Chain)
+	}
+	fmt.Fprintf(&b, "echo '%s end'\n", boundary)
+	return b.String()
+}
+
+// section is one part of a script's output.
+type section struct {
+	body string // lines the commands printed
+	rc   int    // exit code q saw (124: timed out); 0 for other commands
+	seen bool   // the section was printed at all
+}
+
+// parseSections splits output at "<boundary> NAME" lines; q's
+// "<boundary>=rc N" line gives the section's exit code.
+func parseSections(out []byte, boundary string) map[string]section {
+	m := map[string]section{}
+	var name string
+	var body strings.Builder
+	rc := 0
+	done := func() {
+		if name != "" {
+			m[name] = section{body: body.String(), rc: rc, seen: true}
+		}
+		body.Reset()
+		rc = 0
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(l, boundary+"=rc "):
+			fmt.Sscan(strings.TrimPrefix(l, boundary+"=rc "), &rc)
+		case strings.HasPrefix(l, boundary+" "):
+			done()
+			name = strings.TrimPrefix(l, boundary+" ")
+		default:
+			if name != "" && l != "" {
+				body.WriteString(l + "\n")
+			}
+		}
+	}
+	done()
+	return m
+}

@@ -1,0 +1,275 @@
+package check
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// view is what one node's script printed.
+type view struct {
+	node string
+	err  error // the script could not run (SSH)
+	secs map[string]section
+}
+
+func parseView(node string, out []byte, boundary string, err error) view {
+	v := view{node: node, err: err, secs: parseSections(out, boundary)}
+	if err == nil && !v.secs["end"].seen {
+		v.err = fmt.Errorf("the check script's output was cut short")
+	}
+	return v
+}
+
+// errorRE matches what redis-cli prints for an error reply or a failed
+// connection (it exits 0 on error replies in raw mode).
+var errorRE = regexp.MustCompile(`^(ERR|NOAUTH|WRONGPASS|NOPERM|LOADING|BUSY|MASTERDOWN|NOQUORUM|IDONTKNOW|NOREPLICAS|AUTH failed|Could not connect|Error|\(error\))\b`)
+
+// failure says why a redis-cli call gave no good answer, or "".
+func (s section) failure() string {
+	first, _, _ := strings.Cut(s.body, "\n")
+	switch {
+	case !s.seen:
+		return "not asked (the script stopped early)"
+	case s.rc == 124:
+		return "no answer within 5 s"
+	case s.rc != 0:
+		return fmt.Sprintf("redis-cli exited %d: %s", s.rc, first)
+	case errorRE.MatchString(first):
+		return first
+	}
+	return ""
+}
+
+func (s section) lines() []string {
+	return strings.Split(strings.TrimRight(s.body, "\n"), "\n")
+}
+
+// pairs reads redis-cli's raw output of a flat key/value array. start names
+// the key that begins a new record (SENTINEL REPLICAS returns several).
+func (s section) pairs(start string) []map[string]string {
+	var out []map[string]string
+	ls := s.lines()
+	for i := 0; i+1 < len(ls); i += 2 {
+		if len(out) == 0 || ls[i] == start {
+			out = append(out, map[string]string{})
+		}
+		out[len(out)-1][ls[i]] = ls[i+1]
+	}
+	return out
+}
+
+// info reads "key:value" lines (INFO).
+func (s section) info() map[string]string {
+	m := map[string]string{}
+	for _, l := range s.lines() {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// named is the primary a node's Sentinel names, "ip:port", or "".
+func (v view) named() string {
+	s := v.secs["getmaster"]
+	if s.failure() != "" {
+		return ""
+	}
+	ls := s.lines()
+	if len(ls) != 2 || ls[0] == "" {
+		return ""
+	}
+	return ls[0] + ":" + ls[1]
+}
+
+// consensus is the primary named by most Sentinels, if more than half of
+// the nodes name it; disagree lists the other answers.
+func consensus(views []view) (primary string, disagree bool) {
+	votes := map[string]int{}
+	for _, v := range views {
+		if a := v.named(); a != "" {
+			votes[a]++
+		}
+	}
+	best := 0
+	for a, n := range votes {
+		if n > best || (n == best && a < primary) {
+			primary, best = a, n
+		}
+	}
+	if best*2 <= len(views) {
+		return "", len(votes) > 1
+	}
+	return primary, len(votes) > 1
+}
+
+func (c *Checker) addrName(addr string) string {
+	ip, _, _ := strings.Cut(addr, ":")
+	if n := c.nodeByIP(ip); n != "" {
+		return n + " (" + addr + ")"
+	}
+	return addr + " (not a node of this cluster)"
+}
+
+// evaluate turns every node's view into results.
+func (c *Checker) evaluate(views []view) Report {
+	var r Report
+	cl := c.Cluster
+	others := len(cl.Nodes) - 1
+	primary, _ := consensus(views)
+	add := func(node, check string, ok bool, format string, args ...any) {
+		r = append(r, Result{Node: node, Check: check, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	}
+	masters := []string{}
+	for _, v := range views {
+		n := v.node
+		ip := c.ipOf(n)
+		if v.err != nil {
+			add(n, "ssh", false, "could not run the check script: %v", v.err)
+			continue
+		}
+		// Sentinel: answers and names the agreed primary.
+		sentinelAt := fmt.Sprintf("%s:%d", ip, cl.SentinelPort)
+		if f := v.secs["getmaster"].failure(); f != "" {
+			add(n, "sentinel", false, "Sentinel at %s does not answer: %s", sentinelAt, f)
+		} else {
+			switch a := v.named(); {
+			case a == "":
+				add(n, "sentinel", false, "Sentinel at %s names no primary for %q", sentinelAt, cl.PrimarySet)
+			case primary == "":
+				add(n, "sentinel", false, "names %s, but the Sentinels do not agree on a primary", c.addrName(a))
+			case a != primary:
+				add(n, "sentinel", false, "names %s, but the other Sentinels name %s", c.addrName(a), c.addrName(primary))
+			case c.nodeByIP(strings.Split(a, ":")[0]) == "" || !strings.HasSuffix(a, ":"+strconv.Itoa(cl.RedisPort)):
+				add(n, "sentinel", false, "names %s, which is not a node's Redis port", a)
+			default:
+				add(n, "sentinel", true, "answers and names %s as primary", c.addrName(a))
+			}
+			// CKQUORUM and what this Sentinel knows.
+			q := v.secs["ckquorum"]
+			if f := q.failure(); f != "" {
+				add(n, "quorum", false, "SENTINEL CKQUORUM %s: %s", cl.PrimarySet, f)
+			} else {
+				add(n, "quorum", true, "%s", strings.TrimSpace(q.body))
+			}
+			ok, detail := c.peers(v, others)
+			add(n, "sentinel-peers", ok, "%s", detail)
+		}
+		// Redis: its role, and for a replica its link to the primary.
+		redisAt := fmt.Sprintf("%s:%d", ip, cl.RedisPort)
+		rs := v.secs["redis"]
+		if f := rs.failure(); f != "" {
+			add(n, "redis", false, "Redis at %s does not answer: %s", redisAt, f)
+		} else {
+			in := rs.info()
+			me := redisAt
+			switch in["role"] {
+			case "master":
+				masters = append(masters, n)
+				if primary != "" && primary != me {
+					add(n, "redis", false, "says role:master, but the Sentinels name %s", c.addrName(primary))
+				} else {
+					add(n, "redis", true, "role:master, %s replicas connected", in["connected_slaves"])
+				}
+			case "slave":
+				up := in["master_link_status"] == "up"
+				from := in["master_host"] + ":" + in["master_port"]
+				switch {
+				case primary == me:
+					add(n, "redis", false, "says role:slave of %s, but the Sentinels name this node as primary", c.addrName(from))
+				case primary != "" && from != primary:
+					add(n, "redis", false, "replicates from %s, not from the primary %s", c.addrName(from), c.addrName(primary))
+				case !up:
+					add(n, "redis", false, "replica of %s, but master_link_status is %s", c.addrName(from), in["master_link_status"])
+				default:
+					add(n, "redis", true, "replica of %s, link up", c.addrName(from))
+				}
+			default:
+				add(n, "redis", false, "INFO replication gave no role: %q", strings.TrimSpace(rs.body))
+			}
+		}
+		if cl.Firewall.Manage {
+			ok, detail := c.firewall(v)
+			add(n, "firewall", ok, "%s", detail)
+		}
+	}
+	// Exactly one primary, and the Sentinels name it.
+	switch {
+	case primary == "":
+		add("", "primary", false, "the Sentinels agree on no primary (more than half must name the same one)")
+	case len(masters) == 1 && c.ipOf(masters[0])+":"+strconv.Itoa(cl.RedisPort) == primary:
+		add("", "primary", true, "exactly one Redis says role:master: %s, the one the Sentinels name", masters[0])
+	default:
+		add("", "primary", false, "Redis says role:master on [%s]; the Sentinels name %s", strings.Join(masters, ", "), c.addrName(primary))
+	}
+	return r
+}
+
+// peers checks that a Sentinel knows every other Sentinel and every replica,
+// and sees none of them down.
+func (c *Checker) peers(v view, others int) (bool, string) {
+	ms := v.secs["master"].pairs("name")
+	if f := v.secs["master"].failure(); f != "" || len(ms) != 1 {
+		return false, fmt.Sprintf("SENTINEL MASTER %s: %s", c.Cluster.PrimarySet, f)
+	}
+	m := ms[0]
+	var bad []string
+	if m["flags"] != "master" {
+		bad = append(bad, "primary flags "+m["flags"])
+	}
+	if m["num-other-sentinels"] != strconv.Itoa(others) {
+		bad = append(bad, fmt.Sprintf("knows %s other Sentinels, want %d", m["num-other-sentinels"], others))
+	}
+	if m["num-slaves"] != strconv.Itoa(others) {
+		bad = append(bad, fmt.Sprintf("knows %s replicas, want %d", m["num-slaves"], others))
+	}
+	if f := v.secs["replicas"].failure(); f != "" {
+		bad = append(bad, "SENTINEL REPLICAS: "+f)
+	} else {
+		var down []string
+		for _, rep := range v.secs["replicas"].pairs("name") {
+			if rep["flags"] != "slave" || rep["master-link-status"] != "ok" {
+				down = append(down, fmt.Sprintf("%s flags %s link %s", c.addrName(rep["ip"]+":"+rep["port"]), rep["flags"], rep["master-link-status"]))
+			}
+		}
+		sort.Strings(down)
+		if len(down) > 0 {
+			bad = append(bad, "replicas not in sync: "+strings.Join(down, "; "))
+		}
+	}
+	if len(bad) > 0 {
+		return false, strings.Join(bad, "; ")
+	}
+	return true, fmt.Sprintf("knows %d other Sentinels and %d replicas, all up", others, others)
+}
+
+// firewall checks the rules modules/firewall.go keeps: a jump from INPUT to
+// the chain, an ACCEPT per cluster IP and port, then a REJECT per port.
+func (c *Checker) firewall(v view) (bool, string) {
+	cl := c.Cluster
+	jump := "-A INPUT -j " + Chain
+	if !strings.Contains("\n"+v.secs["input"].body, "\n"+jump+"\n") {
+		return false, fmt.Sprintf("INPUT does not jump to chain %s: Redis and Sentinel ports are open to everyone", Chain)
+	}
+	chain := v.secs["chain"].body
+	var missing []string
+	for _, p := range []int{cl.RedisPort, cl.SentinelPort} {
+		for _, n := range cl.Nodes {
+			rule := fmt.Sprintf("-A %s -s %s/32 -p tcp -m tcp --dport %d -j ACCEPT", Chain, n.IP, p)
+			if !strings.Contains(chain, rule+"\n") {
+				missing = append(missing, rule)
+			}
+		}
+		rule := fmt.Sprintf("-A %s -p tcp -m tcp --dport %d -j REJECT", Chain, p)
+		if !strings.Contains(chain, rule) {
+			missing = append(missing, rule)
+		}
+	}
+	if len(missing) > 0 {
+		return false, fmt.Sprintf("chain %s lacks %d rules, first: %s", Chain, len(missing), missing[0])
+	}
+	return true, fmt.Sprintf("chain %s accepts ports %d and %d from the %d cluster IPs only", Chain, cl.RedisPort, cl.SentinelPort, len(cl.Nodes))
+}
