@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -49,8 +48,7 @@ func (c *Checker) Failover(ctx context.Context, settle time.Duration) (Drill, Re
 	if !before.OK() {
 		return d, before, fmt.Errorf("the cluster is not healthy before the drill (%s): no failover was started", strings.Join(before.Failed(), ", "))
 	}
-	views := c.primaryOf(before)
-	d.OldPrimary = views
+	d.OldPrimary = c.primaryOf(before)
 	pip := c.ipOf(d.OldPrimary)
 	watcher := ""
 	for _, n := range cl.Nodes {
@@ -175,5 +173,3 @@ echo "$i" | grep -E '^(role|master_host|master_link_status):' | tr '\n' ' '
 	}
 	return fmt.Errorf("%s did not rejoin as a replica of %s with its link up within %s (last seen: %s)", node, c.nodeByIP(newIP), limit, strings.TrimSpace(string(out)))
 }
-
-var _ = strconv.Itoa

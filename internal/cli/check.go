@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"time"
+
+	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/engine/check"
+)
+
+func init() {
+	register(&Command{
+		Name:  "check",
+		Short: "verify a running cluster over SSH (Sentinels, quorum, replication, firewall); drills with --failover, --replication",
+		Run:   runCheck,
+	})
+}
+
+// runCheck exits 0 when every check of every cluster passed, 1 otherwise,
+// 2 on usage errors. See docs/check.md.
+func runCheck(env *Env, args []string) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var rf remoteFlags
+	rf.register(fs)
+	failover := fs.Bool("failover", false, "run the failover drill (003 step 12): pause the primary with DEBUG SLEEP, see a replica promoted, see the old primary rejoin; needs redis: debugCommand: \"yes\"")
+	replication := fs.Bool("replication", false, "run the replication drill (003 step 13): add a test Node API user on one node, list it on another, delete it on a third")
+	wait := fs.Duration("wait", 0, "retry the checks until they pass or this long has passed (e.g. 30s, right after an apply)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: hastack check [flags] [DIR]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	dir, ok := oneDir(fs)
+	if !ok {
+		fmt.Fprintln(env.Stderr, "hastack check: give at most one folder")
+		return ExitUsage
+	}
+	if *wait < 0 {
+		fmt.Fprintln(env.Stderr, "hastack check: -wait must not be negative")
+		return ExitUsage
+	}
+	defer flush(env)
+	cfg, code := loadValid(env, "check", dir)
+	if cfg == nil {
+		return code
+	}
+	opts, err := rf.options()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	code = ExitOK
+	for _, cl := range cfg.Clusters {
+		if len(opts.Clusters) > 0 && !slices.Contains(opts.Clusters, cl.Name) {
+			continue
+		}
+		sec, err := cl.Secret.Resolve()
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hastack check: cluster %s: %v\n", cl.Name, err)
+			return ExitFailure
+		}
+		redact(env, sec)
+		// Every wait inside is bounded too; this is the last resort.
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute+*wait)
+		hosts, err := engine.ConnectCluster(cctx, cl, opts)
+		if err != nil {
+			cancel()
+			fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
+			code = ExitFailure
+			continue
+		}
+		c := &check.Checker{Cluster: cl, Hosts: hosts, Secret: sec, Log: env.Stdout}
+		fmt.Fprintf(env.Stdout, "Cluster %s: %d nodes, primary set %s\n", cl.Name, len(cl.Nodes), cl.PrimarySet)
+		r := c.HealthWait(cctx, *wait)
+		var drills check.Report
+		if r.OK() && *replication {
+			drills = c.Replication(cctx)
+		}
+		if r.OK() && *failover && (len(drills) == 0 || drills.OK()) {
+			// The drill ends with the health checks, made after it.
+			d, after, err := c.Failover(cctx, 30*time.Second)
+			r = after
+			if err != nil {
+				r = append(r, check.Result{Node: d.OldPrimary, Check: "failover", Detail: err.Error()})
+			}
+		}
+		r = append(r, drills...)
+		r.Write(env.Stdout)
+		if !r.OK() {
+			code = ExitFailure
+		}
+		for _, h := range hosts {
+			h.Close()
+		}
+		cancel()
+	}
+	return code
+}
