@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -31,9 +32,9 @@ type view struct {
 // healthProbe adds to the topology the Sentinel's quorum check and its view
 // of the replicas: "sreplica <ip> <flags> <master-link-status>".
 func healthProbe(ip string, tp topoParams) string {
-	cli := fmt.Sprintf("timeout 3 \"$(command -v asredis || command -v redis-cli)\" --no-auth-warning -h %s -p %d", ip, tp.SentinelPort)
-	return topologyProbe(ip, tp) + fmt.Sprintf(`%[1]s SENTINEL CKQUORUM %[2]s 2>/dev/null </dev/null | sed 's/^/ckquorum /'
-%[1]s SENTINEL REPLICAS %[2]s 2>/dev/null </dev/null | awk 'k=="ip"{i=$0} k=="flags"{f=$0} k=="master-link-status"{print "sreplica", i, f, $0} {k=$0}'
+	cli := fmt.Sprintf("redisq -h %s -p %d", ip, tp.SentinelPort)
+	return topologyProbe(ip, tp) + fmt.Sprintf(`%[1]s SENTINEL CKQUORUM %[2]s | sed 's/^/ckquorum /'
+%[1]s SENTINEL REPLICAS %[2]s | awk 'k=="ip"{i=$0} k=="flags"{f=$0} k=="master-link-status"{print "sreplica", i, f, $0} {k=$0}'
 `, cli, modules.Quote(tp.PrimarySet))
 }
 
@@ -46,7 +47,7 @@ func (c *cluster) views(ctx context.Context, hosts map[string]host.Host) map[str
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			script := "HASTACK_PW=" + modules.Quote(secret.Placeholder) + "\nexport REDISCLI_AUTH=\"$HASTACK_PW\"\nPATH=/opt/aspera/bin:$PATH\n" + healthProbe(c.ips[name], c.tp)
+			script := modules.RedisPrelude + healthProbe(c.ips[name], c.tp)
 			res, err := h.Run(ctx, "sh -s", strings.NewReader(string(secret.Fill([]byte(script), c.secret))))
 			v := view{err: err}
 			if err == nil {
@@ -155,13 +156,13 @@ func (c *cluster) waitHealthy(ctx context.Context, hosts map[string]host.Host, n
 // failoverFrom moves the primary away from node with SENTINEL FAILOVER and
 // waits until a majority names another node whose Redis says role:master.
 func (c *cluster) failoverFrom(ctx context.Context, hosts map[string]host.Host, node string) (string, error) {
-	cmd := fmt.Sprintf("REDISCLI_AUTH=%s \"$(command -v /opt/aspera/bin/asredis || command -v redis-cli)\" --no-auth-warning -h %s -p %d SENTINEL FAILOVER %s",
-		modules.Quote(secret.Placeholder), c.ips[node], c.tp.SentinelPort, modules.Quote(c.tp.PrimarySet))
+	script := secret.Fill([]byte(modules.RedisPrelude+fmt.Sprintf("redisq -h %s -p %d SENTINEL FAILOVER %s\n",
+		c.ips[node], c.tp.SentinelPort, modules.Quote(c.tp.PrimarySet))), c.secret)
 	// Sentinel refuses while it does not yet trust a replica (NOGOODSLAVE,
 	// for a few seconds after replicas restarted): try again until the gate.
 	deadline := time.Now().Add(c.gate)
 	for {
-		res, err := hosts[node].Run(ctx, string(secret.Fill([]byte(cmd), c.secret)), nil)
+		res, err := hosts[node].Run(ctx, "sh -s", bytes.NewReader(script))
 		if err != nil {
 			return "", err
 		}

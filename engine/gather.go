@@ -42,8 +42,7 @@ func factScript(n NodeSpec, cl topoParams, boundary string) (string, error) {
 	// none can swallow the rest of the script.
 	var b strings.Builder
 	// The script arrives on stdin, so the password is in no process list.
-	b.WriteString("HASTACK_PW=" + modules.Quote(secret.Placeholder) + "\nexport REDISCLI_AUTH=\"$HASTACK_PW\"\n")
-	b.WriteString("PATH=/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
+	b.WriteString(modules.RedisPrelude)
 	for _, r := range n.Resources {
 		m, err := modules.Lookup(r.Kind)
 		if err != nil {
@@ -69,14 +68,12 @@ type topoParams struct {
 // password is reported as such: it must never look like a node where
 // nothing runs yet.
 func topologyProbe(ip string, p topoParams) string {
-	cli := `timeout 3 "$(command -v asredis || command -v redis-cli)" --no-auth-warning`
 	return fmt.Sprintf(`state() { case "$1" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*) echo auth-failed ;; *"Could not connect"*|*"Connection refused"*|"") echo down ;; *) echo error ;; esac; }
-s=$(%[1]s -h %[2]s -p %[3]d SENTINEL get-master-addr-by-name %[4]s 2>&1); rc=$?
-case "$s" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*|*"Could not connect"*|*ERR*) rc=1 ;; esac
-if [ $rc = 0 ]; then echo "sentinel up $(echo $s)"; else echo "sentinel $(state "$s")"; fi
-r=$(%[1]s -h %[2]s -p %[5]d INFO replication 2>&1 | tr -d '\r'); rc=$?
+s=$(redisq -h %[1]s -p %[2]d SENTINEL get-master-addr-by-name %[3]s)
+case "$s" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*|*"Could not connect"*|*ERR*|*rror*) echo "sentinel $(state "$s")" ;; *) echo "sentinel up $(echo $s)" ;; esac
+r=$(redisq -h %[1]s -p %[4]d INFO replication | tr -d '\r')
 case "$r" in *role:*) echo "$r" | grep -E '^(role|master_host|master_port|master_link_status):' | sed 's/^/redis /' ;; *) echo "redis $(state "$r")" ;; esac
-`, cli, ip, p.SentinelPort, modules.Quote(p.PrimarySet), p.RedisPort)
+`, ip, p.SentinelPort, modules.Quote(p.PrimarySet), p.RedisPort)
 }
 
 func parseTopology(b []byte) Topology {

@@ -113,6 +113,9 @@ func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[st
 	if live {
 		v = v.FillPath(cue.ParsePath("live"), true)
 	}
+	if cl.PreviousSecret != nil {
+		v = v.FillPath(cue.ParsePath("rotating"), true)
+	}
 	if len(redisUp) > 0 {
 		v = v.FillPath(cue.ParsePath("redisUp"), redisUp)
 	}

@@ -1,6 +1,11 @@
 package engine
 
 import (
+	"encoding/json"
+	"strings"
+
+	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/modules"
 	"testing"
 
 	"hastack.dev/hastack/engine/config"
@@ -25,7 +30,7 @@ func TestRenderThreeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Nodes) != 3 || len(r.Phases) != 9 {
+	if len(r.Nodes) != 3 || len(r.Phases) != 10 {
 		t.Fatalf("got %d nodes, %d phases", len(r.Nodes), len(r.Phases))
 	}
 	if r.Nodes[0].Name != cl.Primary {
@@ -38,5 +43,33 @@ func TestRenderThreeNode(t *testing.T) {
 	}
 	if r2.Nodes[0].Name != cl.Nodes[2].Name {
 		t.Errorf("first node %s, want %s", r2.Nodes[0].Name, cl.Nodes[2].Name)
+	}
+}
+
+// The stack's copy of the redisq prelude (used in rendered scripts) must be
+// the modules' one.
+func TestRenderRotationUsesPrelude(t *testing.T) {
+	cfg := loadExample(t, "../examples/three-node")
+	cl := *cfg.Clusters[0]
+	cl.PreviousSecret = &secret.Source{Env: "OLD"}
+	r, err := Render(cfg.Context, &cl, cl.Primary, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, res := range r.Nodes[0].Resources {
+		if strings.HasPrefix(res.ID, "command:drop-previous-password-") {
+			var spec struct{ Stdin string }
+			if err := json.Unmarshal(res.Spec, &spec); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(spec.Stdin, modules.RedisPrelude) {
+				t.Errorf("%s: stdin does not start with modules.RedisPrelude:\n%s", res.ID, spec.Stdin)
+			}
+			found++
+		}
+	}
+	if found != 2 {
+		t.Errorf("found %d drop-previous-password commands, want 2 (redis, sentinel)", found)
 	}
 }

@@ -69,9 +69,9 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		if len(opts.Clusters) > 0 && !contains(opts.Clusters, cl.Name) {
 			continue
 		}
-		sec, err := cl.Secret.Resolve()
+		sec, err := ResolveSecret(cl)
 		if err != nil {
-			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
+			return nil, err
 		}
 		r, err := Render(cfg.Context, cl, cl.Primary, nil, false)
 		if err != nil {
@@ -210,4 +210,21 @@ func ConnectCluster(ctx context.Context, cl *config.Cluster, opts Options) (map[
 	}
 	sort.Slice(ne, func(i, j int) bool { return ne[i].Node < ne[j].Node })
 	return nil, ne
+}
+
+// ResolveSecret reads a cluster's password, and during a rotation the
+// previous one too.
+func ResolveSecret(cl *config.Cluster) (secret.Secret, error) {
+	sec, err := cl.Secret.Resolve()
+	if err != nil {
+		return sec, fmt.Errorf("cluster %s: %w", cl.Name, err)
+	}
+	if cl.PreviousSecret != nil {
+		prev, err := cl.PreviousSecret.Resolve()
+		if err != nil {
+			return sec, fmt.Errorf("cluster %s: previousSecret: %w", cl.Name, err)
+		}
+		sec = sec.WithPrevious(prev)
+	}
+	return sec, nil
 }

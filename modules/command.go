@@ -25,6 +25,9 @@ type commandSpec struct {
 	// after a successful run; the command runs again only when they change.
 	// For commands whose result cannot be read back (askmscli).
 	Stamp bool `json:"stamp,omitempty"`
+	// Display is what the plan shows instead of Cmd and Stdin (for a
+	// script on stdin).
+	Display string `json:"display,omitempty"`
 }
 
 type commandModule struct{}
@@ -114,7 +117,11 @@ func (commandModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
 	if s.Stdin != "" {
 		shown += "  (stdin: " + secret.Mask(s.Stdin) + ")"
 	}
-	c := &Change{Action: Run, Summary: "run " + secret.Mask(s.Cmd), Commands: []string{shown}, Unpredictable: !guarded}
+	summary := "run " + secret.Mask(s.Cmd)
+	if s.Display != "" {
+		shown, summary = s.Display, "run "+s.Display
+	}
+	c := &Change{Action: Run, Summary: summary, Commands: []string{shown}, Unpredictable: !guarded}
 	if len(env.Triggered) > 0 {
 		c.Reason = strings.Join(env.Triggered, ", ") + " changed"
 	}

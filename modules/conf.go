@@ -129,8 +129,7 @@ func (confModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
 // liveSet sends one command to the local Redis or Sentinel.
 func liveSet(ctx context.Context, h host.Host, kind, addr, cmd string, sec secret.Secret) error {
 	ip, port, _ := strings.Cut(addr, " ")
-	line := fmt.Sprintf("REDISCLI_AUTH=%s %s --no-auth-warning -h %s -p %s %s", Quote(secret.Placeholder), redisCLI, Quote(ip), Quote(port), cmd)
-	res, err := run(ctx, h, line, nil, sec)
+	res, err := runRedis(ctx, h, fmt.Sprintf("redisq -h %s -p %s %s\n", Quote(ip), Quote(port), cmd), sec)
 	if err != nil {
 		return err
 	}
@@ -139,9 +138,6 @@ func liveSet(ctx context.Context, h host.Host, kind, addr, cmd string, sec secre
 	}
 	return nil
 }
-
-// redisCLI prefers the product's own CLI (003 uses asredis).
-const redisCLI = `"$(command -v /opt/aspera/bin/asredis || command -v redis-cli)"`
 
 func renderConf(s confSpec) string {
 	var b strings.Builder
@@ -195,7 +191,7 @@ func mergeConf(old string, ds []directive) (string, []string) {
 			if d.LiveSet == "" {
 				restart = true
 			} else {
-				live = append(live, d.LiveSet+" "+Quote(d.Value))
+				live = append(live, liveCmd(d.LiveSet, d.Value))
 			}
 			continue
 		}
@@ -228,7 +224,7 @@ func mergeConf(old string, ds []directive) (string, []string) {
 					live = append(live, d.LiveSet+" "+quoteTokens(want[k : k+1])[0])
 				}
 			default:
-				live = append(live, d.LiveSet+" "+Quote(strings.Join(want, " ")))
+				live = append(live, liveCmd(d.LiveSet, strings.Join(want, " ")))
 			}
 		}
 	}
@@ -322,4 +318,19 @@ func quoteTokens(ts []string) []string {
 		out[i] = t
 	}
 	return out
+}
+
+// liveCmd puts the value into a LiveSet command: in place of "{}" (as in
+// "ACL SETUSER default >{}"), else at the end.
+func liveCmd(set, value string) string {
+	if strings.Contains(set, "{}") {
+		f := strings.Fields(set)
+		for i, w := range f {
+			if strings.Contains(w, "{}") {
+				f[i] = Quote(strings.Replace(w, "{}", value, 1))
+			}
+		}
+		return strings.Join(f, " ")
+	}
+	return set + " " + Quote(value)
 }

@@ -114,8 +114,10 @@ func writeFile(ctx context.Context, h host.Host, f host.File) error {
 // mask hides the secret in display text.
 func mask(s string, sec secret.Secret) string {
 	s = secret.Mask(s)
-	if !sec.IsZero() {
-		s = strings.ReplaceAll(s, sec.Value(), secret.Shown)
+	for _, v := range []secret.Secret{sec, sec.Previous()} {
+		if !v.IsZero() {
+			s = strings.ReplaceAll(s, v.Value(), secret.Shown)
+		}
 	}
 	return s
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"hastack.dev/hastack/internal/host"
-	"hastack.dev/hastack/internal/secret"
 )
 
 // sentinelResetSpec makes a Sentinel forget nodes that left the cluster.
@@ -32,8 +31,8 @@ func (sentinelResetModule) Probe(r *Resource) (string, error) {
 	}
 	ip, port, _ := strings.Cut(s.Addr, " ")
 	q := func(what string) string {
-		return fmt.Sprintf("timeout 3 %s --no-auth-warning -h %s -p %s SENTINEL %s %s | awk 'p{print \"%s \"$0; p=0} /^ip$/{p=1}'\n",
-			redisCLI, Quote(ip), Quote(port), what, Quote(s.Set), strings.ToLower(what))
+		return fmt.Sprintf("redisq -h %s -p %s SENTINEL %s %s | awk 'p{print \"%s \"$0; p=0} /^ip$/{p=1}'\n",
+			Quote(ip), Quote(port), what, Quote(s.Set), strings.ToLower(what))
 	}
 	return q("SENTINELS") + q("REPLICAS"), nil
 }
@@ -67,8 +66,7 @@ func (sentinelResetModule) Diff(r *Resource, b []byte, env *Env) (*Change, error
 		Reason: "this Sentinel still counts " + strings.Join(ips, ", ") + ", which left the cluster"}
 	sec := env.Secret
 	c.apply = func(ctx context.Context, h host.Host) error {
-		line := fmt.Sprintf("REDISCLI_AUTH=%s %s --no-auth-warning -h %s -p %s SENTINEL RESET %s", Quote(secret.Placeholder), redisCLI, Quote(ip), Quote(port), Quote(s.Set))
-		res, err := run(ctx, h, line, nil, sec)
+		res, err := runRedis(ctx, h, fmt.Sprintf("redisq -h %s -p %s SENTINEL RESET %s\n", Quote(ip), Quote(port), Quote(s.Set)), sec)
 		if err != nil {
 			return err
 		}

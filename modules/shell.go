@@ -36,9 +36,7 @@ func run(ctx context.Context, h host.Host, cmd string, stdin []byte, sec secret.
 		if msg == "" {
 			msg = strings.TrimSpace(string(res.Stdout))
 		}
-		if !sec.IsZero() {
-			msg = strings.ReplaceAll(msg, sec.Value(), secret.Shown)
-		}
+		msg = mask(msg, sec)
 		if len(msg) > 400 {
 			msg = msg[:400] + "…"
 		}

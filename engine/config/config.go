@@ -44,6 +44,9 @@ type Cluster struct {
 	Firewall    Firewall
 	BearerToken BearerToken
 	Secret      secret.Source
+	// PreviousSecret is set while the password is being rotated: the
+	// password the cluster may still use.
+	PreviousSecret *secret.Source
 
 	// Value is clusters.<Name>, unified with hsts.#Cluster.
 	Value cue.Value

@@ -57,6 +57,13 @@ func decode(cl *Cluster) error {
 	if err != nil {
 		return err
 	}
+	if pv := cl.Value.LookupPath(cue.ParsePath("previousSecret")); pv.Exists() {
+		prev, err := sourceOf(pv)
+		if err != nil {
+			return err
+		}
+		cl.PreviousSecret = &prev
+	}
 	if err := cl.Value.Decode(&raw); err != nil {
 		return fmt.Errorf("decoding: %v", err)
 	}

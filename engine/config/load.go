@@ -114,11 +114,9 @@ func Load(dir string) (*Config, Problems, error) {
 					Msg:  "hastack bug: rule " + r + " of the schema could not be evaluated on this valid-looking config",
 				})
 			}
-			sp, lit := pl.secretProblems(cv)
+			sp, lits := pl.secretProblems(cv)
 			ps = append(ps, sp...)
-			if lit != "" {
-				secrets = append(secrets, lit)
-			}
+			secrets = append(secrets, lits...)
 		}
 	}
 	if len(ps) == 0 {

@@ -17,19 +17,29 @@ const secretMsg = `secret must be {env: "NAME"} or {file: "PATH"}: the password 
 // secretProblems checks the shape of cluster.secret. When the user wrote a
 // plain string there, it is returned as lit so that it can be scrubbed from
 // every other message.
-func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lit string) {
-	v := cluster.LookupPath(cue.ParsePath("secret"))
-	if s, err := v.String(); err == nil {
-		lit = s
+// secretFields are the fields that name a password source: the password,
+// and during a rotation the one it replaces.
+var secretFields = []string{"secret", "previousSecret"}
+
+func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lits []string) {
+	for _, f := range secretFields {
+		v := cluster.LookupPath(cue.ParsePath(f))
+		if !v.Exists() && f != "secret" {
+			continue
+		}
+		if s, err := v.String(); err == nil {
+			lits = append(lits, s)
+		}
+		if _, err := sourceOf(v); err == nil {
+			continue
+		}
+		p := Problem{Path: v.Path().String(), Msg: secretMsg}
+		if pos, ok := pl.locate(cluster, cue.ParsePath(f)); ok {
+			pl.set(&p, pos)
+		}
+		ps = append(ps, p)
 	}
-	if _, err := sourceOf(v); err == nil {
-		return nil, lit
-	}
-	p := Problem{Path: v.Path().String(), Msg: secretMsg}
-	if pos, ok := pl.locate(cluster, cue.ParsePath("secret")); ok {
-		pl.set(&p, pos)
-	}
-	return Problems{p}, lit
+	return ps, lits
 }
 
 // sourceOf decodes a secret value that is exactly {env: NAME} or
@@ -88,7 +98,7 @@ func hideSecrets(ps Problems, lits []string) Problems {
 // secretRoot returns clusters.<name>.secret when path is that or below it.
 func secretRoot(path string) (string, bool) {
 	sels := cue.ParsePath(path).Selectors()
-	if len(sels) >= 3 && sels[0].String() == "clusters" && sels[2].String() == "secret" {
+	if len(sels) >= 3 && sels[0].String() == "clusters" && (sels[2].String() == "secret" || sels[2].String() == "previousSecret") {
 		return cue.MakePath(sels[:3]...).String(), true
 	}
 	return "", false
@@ -131,6 +141,11 @@ func (c *Config) SecretProblems() Problems {
 		}
 		if _, err := src.Resolve(); err != nil {
 			ps = append(ps, Problem{Path: "clusters." + quoteLabel(cl.Name) + ".secret", Msg: err.Error()})
+		}
+		if cl.PreviousSecret != nil {
+			if _, err := cl.PreviousSecret.Resolve(); err != nil {
+				ps = append(ps, Problem{Path: "clusters." + quoteLabel(cl.Name) + ".previousSecret", Msg: err.Error()})
+			}
 		}
 	}
 	return ps

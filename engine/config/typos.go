@@ -34,7 +34,7 @@ func (pl placer) unknownFields(v, schema cue.Value, at cue.Path) Problems {
 				out = append(out, p)
 				continue
 			}
-			if sel.String() == "secret" {
+			if sel.String() == "secret" || sel.String() == "previousSecret" {
 				continue // any shape is checked by secretProblems, never printed
 			}
 			out = append(out, pl.unknownFields(it.Value(), schemaField(schema, sel), path)...)

@@ -84,9 +84,9 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags) (
 		return nil, nil, code
 	}
 	for _, cl := range cfg.Clusters {
-		sec, err := cl.Secret.Resolve()
+		sec, err := engine.ResolveSecret(cl)
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "hastack %s: cluster %s: %v\n", name, cl.Name, err)
+			fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
 			return nil, nil, ExitFailure
 		}
 		redact(env, sec)

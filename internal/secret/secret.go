@@ -20,6 +20,10 @@ import (
 // Placeholder stands for the cluster password in rendered resources.
 const Placeholder = "@@hastack:redis-password@@"
 
+// PreviousPlaceholder stands for the password being replaced during a
+// rotation (empty when none is).
+const PreviousPlaceholder = "@@hastack:previous-redis-password@@"
+
 // Shown is how a secret is printed.
 const Shown = "(sensitive)"
 
@@ -36,11 +40,18 @@ func (s Source) String() string {
 	return "environment variable " + s.Env
 }
 
-// Secret is a password that refuses to be printed.
-type Secret struct{ v string }
+// Secret is a password that refuses to be printed. During a rotation it
+// also carries the password it replaces.
+type Secret struct{ v, prev string }
+
+// WithPrevious returns s carrying p as the password it replaces.
+func (s Secret) WithPrevious(p Secret) Secret { s.prev = p.v; return s }
+
+// Previous is the password s replaces, zero when not rotating.
+func (s Secret) Previous() Secret { return Secret{v: s.prev} }
 
 // New wraps a value (tests and rotation use it).
-func New(v string) Secret { return Secret{v} }
+func New(v string) Secret { return Secret{v: v} }
 
 // Value returns the password itself: only for writing it where it belongs.
 func (s Secret) Value() string { return s.v }
@@ -79,7 +90,7 @@ func (s Source) Resolve() (Secret, error) {
 	if err := Check(v); err != nil {
 		return Secret{}, fmt.Errorf("password %s: %w", s, err)
 	}
-	return Secret{v}, nil
+	return Secret{v: v}, nil
 }
 
 // Check tells whether v can serve as the Redis password, without quoting it.
@@ -104,16 +115,19 @@ func Check(v string) error {
 	return nil
 }
 
-// Fill replaces the Placeholder in b with the password.
+// Fill replaces the placeholders in b with the passwords.
 func Fill(b []byte, s Secret) []byte {
 	if s.IsZero() {
 		return b
 	}
-	return bytes.ReplaceAll(b, []byte(Placeholder), []byte(s.v))
+	b = bytes.ReplaceAll(b, []byte(Placeholder), []byte(s.v))
+	return bytes.ReplaceAll(b, []byte(PreviousPlaceholder), []byte(s.prev))
 }
 
-// Mask replaces the Placeholder with Shown, for display.
-func Mask(s string) string { return strings.ReplaceAll(s, Placeholder, Shown) }
+// Mask replaces the placeholders with Shown, for display.
+func Mask(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, Placeholder, Shown), PreviousPlaceholder, Shown)
+}
 
 // Redactor is an io.Writer that replaces every known secret value with Shown
 // before passing bytes on. It buffers up to a line so a secret split across
@@ -135,6 +149,9 @@ func (r *Redactor) Add(s Secret) {
 	}
 	r.mu.Lock()
 	r.secrets = append(r.secrets, []byte(s.v))
+	if s.prev != "" {
+		r.secrets = append(r.secrets, []byte(s.prev))
+	}
 	r.mu.Unlock()
 }
 

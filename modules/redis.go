@@ -1,0 +1,30 @@
+package modules
+
+import (
+	"context"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// RedisPrelude defines redisq, the Redis CLI (asredis, as 003 uses, or
+// redis-cli) authenticated with the cluster password; during a rotation it
+// falls back to the previous password. Scripts that use it are sent on
+// stdin (sh -s) after secret.Fill, so no password is ever on a command line.
+const RedisPrelude = `HASTACK_PW='` + secret.Placeholder + `'
+HASTACK_PW_OLD='` + secret.PreviousPlaceholder + `'
+PATH=/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+redisq() {
+	_cli=$(command -v asredis || command -v redis-cli)
+	_out=$(REDISCLI_AUTH="$HASTACK_PW" timeout 5 "$_cli" --no-auth-warning "$@" 2>&1 </dev/null)
+	case "$_out" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*)
+		[ -n "$HASTACK_PW_OLD" ] && _out=$(REDISCLI_AUTH="$HASTACK_PW_OLD" timeout 5 "$_cli" --no-auth-warning "$@" 2>&1 </dev/null) ;;
+	esac
+	printf '%s\n' "$_out"
+}
+`
+
+// runRedis runs body after RedisPrelude on h.
+func runRedis(ctx context.Context, h host.Host, body string, sec secret.Secret) (host.Result, error) {
+	return run(ctx, h, "sh -s", secret.Fill([]byte(RedisPrelude+body), sec), sec)
+}
