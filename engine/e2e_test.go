@@ -68,3 +68,49 @@ func TestLabApplyConverges(t *testing.T) {
 		t.Fatal("password in plan output")
 	}
 }
+
+// An interrupt (Ctrl-C) mid-apply lets the change in flight finish, stops,
+// leaves no half-written or temporary file, and the next run converges.
+func TestLabInterruptedApplyConverges(t *testing.T) {
+	l := lab.Start(t, 3)
+	t.Setenv("HASTACK_REDIS_PASSWORD", testPassword)
+	dir := t.TempDir()
+	if err := l.WriteConfig(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := labRun(t, l, dir, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := 0
+	outs := s.Apply(ctx, func(ev Event) {
+		events++
+		if events == 5 {
+			cancel() // as the CLI does on SIGINT
+		}
+	})
+	if len(outs) != 1 || !outs[0].Stopped {
+		t.Fatalf("apply was not reported as interrupted: %+v", outs)
+	}
+	if events < 5 || len(outs[0].Skipped) == 0 {
+		t.Fatalf("events %d, skipped %v: the interrupt did not stop the run", events, outs[0].Skipped)
+	}
+	for _, n := range l.Nodes {
+		out, err := l.Exec(context.Background(), n.Name, "sh", "-c", "find /opt/aspera /etc/systemd /etc/iptables -name '.*hastack*' 2>/dev/null")
+		if err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Errorf("%s: temporary files left: %q (%v)", n.Name, out, err)
+		}
+	}
+	s2, outs2 := labRun(t, l, dir, true)
+	if txt := planText(s2); strings.Contains(txt, "No changes.") {
+		t.Fatalf("after the interrupt nothing was left to do:\n%s", txt)
+	}
+	for _, o := range outs2 {
+		if o.Err() != nil {
+			t.Fatalf("second apply: %v %v", o.Err(), o.Failed)
+		}
+	}
+	s3, _ := labRun(t, l, dir, false)
+	if txt := planText(s3); !strings.Contains(txt, "No changes.") {
+		t.Fatalf("the run after the interrupt did not converge:\n%s", txt)
+	}
+}
