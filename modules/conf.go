@@ -27,6 +27,9 @@ type confSpec struct {
 	// (SENTINEL SET / SENTINEL CONFIG SET). Addr is "ip port".
 	Live     string `json:"live,omitempty"`
 	LiveAddr string `json:"liveAddr,omitempty"`
+	// Partial says another resource creates the file: this one only edits
+	// its directives in an existing file (a later phase's share of it).
+	Partial bool `json:"partial,omitempty"`
 }
 
 type directive struct {
@@ -72,6 +75,9 @@ func (confModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
 	}
 	var want string
 	var live []string
+	if !f.has && s.Partial {
+		return nil, nil // the resource that creates the file writes these lines too
+	}
 	if !f.has {
 		want = renderConf(s)
 	} else {
