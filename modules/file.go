@@ -26,12 +26,30 @@ type fileModule struct{}
 func init() { register("file", fileModule{}) }
 
 // metaProbe prints the file's mode and owner, and the ids of the wanted
-// owner and group, so Apply can chown over SFTP by number.
+// owner and group, so Apply can chown over SFTP by number. The ids are
+// looked up once per node and script (most files share an owner).
 func metaProbe(p, owner, group string) string {
+	u, g := shellVar("_uid_", owner), shellVar("_gid_", group)
 	return fmt.Sprintf(`if [ -e %[1]s ]; then stat -c 'stat %%a %%U %%G' %[1]s; fi
-echo "uid $(id -u %[2]s 2>/dev/null || echo -)"
-echo "gid $(getent group %[3]s 2>/dev/null | cut -d: -f3)"
-`, Quote(p), Quote(owner), Quote(group))
+[ -n "${%[4]s+x}" ] || %[4]s=$(id -u %[2]s 2>/dev/null || echo -)
+[ -n "${%[5]s+x}" ] || %[5]s=$(getent group %[3]s 2>/dev/null | cut -d: -f3)
+echo "uid $%[4]s"
+echo "gid $%[5]s"
+`, Quote(p), Quote(owner), Quote(group), u, g)
+}
+
+// shellVar makes a shell variable name from prefix and a user or group name.
+func shellVar(prefix, name string) string {
+	b := []byte(prefix)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b = append(b, c)
+		} else {
+			b = append(b, fmt.Sprintf("_%02x", c)...)
+		}
+	}
+	return string(b)
 }
 
 func (fileModule) Probe(r *Resource) (string, error) {
