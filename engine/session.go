@@ -73,7 +73,14 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		if err != nil {
 			return nil, err
 		}
-		r, err := Render(cfg.Context, cl, cl.Primary, nil, false)
+		// Render for the common case, a running cluster whose primary is
+		// the configured one; render again only when the facts say
+		// otherwise. Every render reads the same facts.
+		guess := map[string]bool{}
+		for _, n := range cl.Nodes {
+			guess[n.Name] = true
+		}
+		r, err := Render(cfg.Context, cl, cl.Primary, guess, true)
 		if err != nil {
 			return nil, err
 		}
@@ -103,8 +110,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 			}
 		}
 		live := p.Source == "sentinels"
-		if p.Node != r.Primary || len(up) > 0 || live {
-			// Probes depend on none of these: the facts stay valid.
+		if p.Node != r.Primary || len(up) != len(guess) || !live {
 			if r, err = Render(cfg.Context, cl, p.Node, up, live); err != nil {
 				return nil, err
 			}

@@ -33,8 +33,15 @@ func (serviceModule) Probe(r *Resource) (string, error) {
 	if err := decodeSpec(r, &s); err != nil {
 		return "", err
 	}
-	u := Quote(s.Unit)
-	return fmt.Sprintf("echo active $(systemctl is-active %[1]s 2>/dev/null)\necho enabled $(systemctl is-enabled %[1]s 2>/dev/null)\n[ -e %[2]s/%[1]s ] && echo pending 1\n", u, PendingDir), nil
+	// Several resources name the same unit (stop first, enable, run): ask
+	// systemd once per unit and script.
+	u, a, e := Quote(s.Unit), shellVar("_sa_", s.Unit), shellVar("_se_", s.Unit)
+	return fmt.Sprintf(`[ -n "${%[2]s+x}" ] || %[2]s=$(systemctl is-active %[1]s 2>/dev/null)
+[ -n "${%[3]s+x}" ] || %[3]s=$(systemctl is-enabled %[1]s 2>/dev/null)
+echo active $%[2]s
+echo enabled $%[3]s
+[ -e %[4]s/%[1]s ] && echo pending 1
+`, u, a, e, PendingDir), nil
 }
 
 func (serviceModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
