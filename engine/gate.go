@@ -155,9 +155,20 @@ func (c *cluster) waitHealthy(ctx context.Context, hosts map[string]host.Host, n
 
 // failoverFrom moves the primary away from node with SENTINEL FAILOVER and
 // waits until a majority names another node whose Redis says role:master.
+//
+// Writes to node are paused first (CLIENT PAUSE WRITE): Sentinel promotes
+// a replica before clients learn of it, and the old primary would go on
+// acknowledging writes that are lost when it becomes a replica (about a
+// second of writes in the lab, see docs/operations.md). Paused, those
+// clients wait and then fail (the restart that follows closes their
+// connections) instead. The pause is lifted when the failover is refused,
+// and bounded by the gate's timeout.
 func (c *cluster) failoverFrom(ctx context.Context, hosts map[string]host.Host, node string) (string, error) {
-	script := secret.Fill([]byte(modules.RedisPrelude+fmt.Sprintf("redisq -h %s -p %d SENTINEL FAILOVER %s\n",
-		c.ips[node], c.tp.SentinelPort, modules.Quote(c.tp.PrimarySet))), c.secret)
+	script := secret.Fill([]byte(modules.RedisPrelude+fmt.Sprintf(`redisq -h %[1]s -p %[2]d CLIENT PAUSE %[5]d WRITE >/dev/null
+out=$(redisq -h %[1]s -p %[3]d SENTINEL FAILOVER %[4]s)
+[ "$out" = OK ] || redisq -h %[1]s -p %[2]d CLIENT UNPAUSE >/dev/null
+printf '%%s\n' "$out"
+`, c.ips[node], c.tp.RedisPort, c.tp.SentinelPort, modules.Quote(c.tp.PrimarySet), c.gate.Milliseconds())), c.secret)
 	// Sentinel refuses while it does not yet trust a replica (NOGOODSLAVE,
 	// for a few seconds after replicas restarted): try again until the gate.
 	deadline := time.Now().Add(c.gate)
