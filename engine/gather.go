@@ -3,8 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,11 +12,12 @@ import (
 	"hastack.dev/hastack/modules"
 )
 
-// Facts is what one node told us: each resource's probe output, and the
-// node's view of the Redis topology.
+// Facts is what one node told us: the shared facts, each resource's own
+// probe output, and the node's view of the Redis topology.
 type Facts struct {
 	Node      string
-	Resources map[string][]byte // resource ID → probe output
+	Shared    *modules.NodeFacts
+	Resources map[string][]byte // resource ID → its own probe's output
 	Topology  Topology
 }
 
@@ -32,31 +31,6 @@ type Topology struct {
 	RedisRole       string // "master" or "slave"
 	RedisPrimary    string // for a replica: "ip port" it replicates from
 	RedisLinkUp     bool   // for a replica: master_link_status:up
-}
-
-// factScript builds the one read-only script that gathers all of a node's
-// facts. It is sent on stdin, after the password line, so neither the
-// password nor the script shows in a process list.
-func factScript(n NodeSpec, cl topoParams, boundary string) (string, error) {
-	// The script arrives on stdin (sh -s): every probe reads /dev/null so
-	// none can swallow the rest of the script.
-	var b strings.Builder
-	// The script arrives on stdin, so the password is in no process list.
-	b.WriteString(modules.RedisPrelude)
-	for _, r := range n.Resources {
-		m, err := modules.Lookup(r.Kind)
-		if err != nil {
-			return "", err
-		}
-		p, err := m.Probe(&r)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "echo '%s %s'\n{\n%s} 2>/dev/null </dev/null\n", boundary, r.ID, p)
-	}
-	fmt.Fprintf(&b, "echo '%s @topology'\n{\n%s} </dev/null\n", boundary, topologyProbe(n.IP, cl))
-	fmt.Fprintf(&b, "echo '%s @end'\n", boundary)
-	return b.String(), nil
 }
 
 type topoParams struct {
@@ -145,13 +119,16 @@ func Gather(ctx context.Context, r *Rendered, hosts map[string]host.Host, sec se
 }
 
 func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec secret.Secret) (*Facts, error) {
-	var rb [12]byte
-	rand.Read(rb[:])
-	boundary := "@@hastack-fact-" + hex.EncodeToString(rb[:])
-	script, err := factScript(n, tp, boundary)
+	// The topology is read with the rest: the node's own Sentinel and Redis.
+	extra := modules.Needs{
+		Sentinel: &modules.SentinelAt{Addr: fmt.Sprintf("%s %d", n.IP, tp.SentinelPort), Set: tp.PrimarySet},
+		Redis:    fmt.Sprintf("%s %d", n.IP, tp.RedisPort),
+	}
+	script, boundary, err := modules.FactScript(n.Resources, extra)
 	if err != nil {
 		return nil, err
 	}
+	// On stdin: neither the password nor the script shows in a process list.
 	res, err := h.Run(ctx, "sh -s", bytes.NewReader(secret.Fill([]byte(script), sec)))
 	if err != nil {
 		return nil, fmt.Errorf("reading facts: %w", err)
@@ -163,22 +140,23 @@ func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec
 		}
 		return nil, fmt.Errorf("reading facts: the fact script exited %d: %s", res.Code, msg)
 	}
-	f := &Facts{Node: n.Name, Resources: map[string][]byte{}}
-	parts := bytes.Split(res.Stdout, []byte(boundary+" "))
-	ended := false
-	for _, p := range parts[1:] {
-		id, body, _ := bytes.Cut(p, []byte("\n"))
-		switch string(id) {
-		case "@topology":
-			f.Topology = parseTopology(body)
-		case "@end":
-			ended = true
-		default:
-			f.Resources[string(id)] = body
+	nf, own, err := modules.ParseFacts(res.Stdout, boundary, n.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("reading facts: %w", err)
+	}
+	return &Facts{Node: n.Name, Shared: nf, Resources: own, Topology: topologyOf(nf)}, nil
+}
+
+// topologyOf turns the node's answers into its Topology.
+func topologyOf(nf *modules.NodeFacts) Topology {
+	t := Topology{SentinelState: nf.Sentinel.State, RedisState: nf.Redis.State}
+	t.SentinelUp = nf.Sentinel.State == "up"
+	t.SentinelPrimary = nf.Sentinel.Primary
+	if nf.Redis.State == "up" {
+		t.RedisUp, t.RedisRole, t.RedisLinkUp = true, nf.Redis.Role, nf.Redis.LinkUp
+		if nf.Redis.PrimaryHost != "" {
+			t.RedisPrimary = nf.Redis.PrimaryHost + " " + nf.Redis.PrimaryPort
 		}
 	}
-	if !ended || len(f.Resources) != len(n.Resources) {
-		return nil, fmt.Errorf("reading facts: the fact script's output was cut short")
-	}
-	return f, nil
+	return t
 }

@@ -110,7 +110,7 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*
 					env.Triggered = append(env.Triggered, w)
 				}
 			}
-			c, err := m.Diff(&res, f.Resources[res.ID], env)
+			c, err := m.Diff(&res, &modules.Fact{Out: f.Resources[res.ID], Node: f.Shared}, env)
 			if err != nil {
 				return fmt.Errorf("node %s: %s: %w", n.Name, res.ID, err)
 			}

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"hastack.dev/hastack/internal/secret"
-	"hastack.dev/hastack/modules"
 	"testing"
 
 	"hastack.dev/hastack/engine/config"
@@ -46,8 +45,8 @@ func TestRenderThreeNode(t *testing.T) {
 	}
 }
 
-// The stack's copy of the redisq prelude (used in rendered scripts) must be
-// the modules' one.
+// A rotation renders, on every node, the last step that drops the old
+// password from Redis and Sentinel, as redisq scripts.
 func TestRenderRotationUsesPrelude(t *testing.T) {
 	cfg := loadExample(t, "../examples/three-node")
 	cl := *cfg.Clusters[0]
@@ -59,12 +58,15 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 	found := 0
 	for _, res := range r.Nodes[0].Resources {
 		if strings.HasPrefix(res.ID, "command:drop-previous-password-") {
-			var spec struct{ Stdin string }
+			var spec struct {
+				Stdin string
+				Redis bool
+			}
 			if err := json.Unmarshal(res.Spec, &spec); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasPrefix(spec.Stdin, modules.RedisPrelude) {
-				t.Errorf("%s: stdin does not start with modules.RedisPrelude:\n%s", res.ID, spec.Stdin)
+			if !spec.Redis || !strings.Contains(spec.Stdin, "redisq ") {
+				t.Errorf("%s: not a redisq script: %+v", res.ID, spec)
 			}
 			found++
 		}

@@ -26,12 +26,12 @@ type asconfModule struct{}
 
 func init() { register("asconf", asconfModule{}) }
 
-func (asconfModule) Probe(r *Resource) (string, error) {
+func (asconfModule) Probe(r *Resource) (Probe, error) {
 	var s asconfSpec
 	if err := decodeSpec(r, &s); err != nil {
-		return "", err
+		return Probe{}, err
 	}
-	return catProbe(s.Path), nil
+	return Probe{Needs: Needs{Files: []string{s.Path}}}, nil
 }
 
 var serverSection = regexp.MustCompile(`(?s)<server>(.*?)</server>`)
@@ -58,21 +58,18 @@ func asconfigurator(key, value string) string {
 	return "asconfigurator -x " + Quote("set_server_data;"+key+","+v)
 }
 
-func (asconfModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+func (asconfModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	var s asconfSpec
 	if err := decodeSpec(r, &s); err != nil {
 		return nil, err
 	}
-	f, err := parseFact(b)
-	if err != nil {
-		return nil, err
-	}
-	if !f.has {
+	conf := f.Node.Files[s.Path]
+	if conf == nil {
 		return nil, fmt.Errorf("%s is missing: is HSTS installed on this node?", s.Path)
 	}
 	var cmds, notes []string
 	for _, st := range s.Settings {
-		have, ok := serverValue(string(f.data), st.Key)
+		have, ok := serverValue(string(conf.Data), st.Key)
 		if ok && have == st.Value {
 			continue
 		}

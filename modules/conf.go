@@ -53,37 +53,34 @@ type confModule struct{}
 
 func init() { register("conf", confModule{}) }
 
-func (confModule) Probe(r *Resource) (string, error) {
+func (confModule) Probe(r *Resource) (Probe, error) {
 	var s confSpec
 	if err := decodeSpec(r, &s); err != nil {
-		return "", err
+		return Probe{}, err
 	}
-	return metaProbe(s.Path, s.Owner, s.Group) + catProbe(s.Path), nil
+	return Probe{Needs: Needs{Files: []string{s.Path}}}, nil
 }
 
-func (confModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	var s confSpec
 	if err := decodeSpec(r, &s); err != nil {
 		return nil, err
 	}
-	f, err := parseFact(b)
-	if err != nil {
-		return nil, err
-	}
+	have := f.Node.Files[s.Path]
 	for i := range s.Directives {
 		s.Directives[i].Value = string(secret.Fill([]byte(s.Directives[i].Value), env.Secret))
 	}
 	var want string
 	var live []string
-	if !f.has && s.Partial {
+	if have == nil && s.Partial {
 		return nil, nil // the resource that creates the file writes these lines too
 	}
-	if !f.has {
+	if have == nil {
 		want = renderConf(s)
 	} else {
-		want, live = mergeConf(string(f.data), s.Directives)
+		want, live = mergeConf(string(have.Data), s.Directives)
 	}
-	c, err := fileChange(s.Path, s.Owner, s.Group, s.Mode, f, want, env.Secret)
+	c, err := fileChange(s.Path, s.Owner, s.Group, s.Mode, f.Node, want, env.Secret)
 	if c == nil || err != nil {
 		return c, err
 	}
@@ -108,7 +105,7 @@ func (confModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
 				return err
 			}
 		}
-		if !f.has {
+		if have == nil {
 			return writeFile(ctx, h, file)
 		}
 		// Redis and Sentinel may have rewritten the file since the facts

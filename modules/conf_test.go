@@ -129,18 +129,23 @@ func TestFirewallRulesRestrict(t *testing.T) {
 		t.Errorf("rules (-want +got):\n%s", diff)
 	}
 	r := &Resource{ID: "firewall:HASTACK", Kind: "firewall", Spec: []byte(`{"chain":"HASTACK","sources":["10.0.0.1","10.0.0.2"],"ports":[31415],"persist":"/etc/iptables/rules.v4"}`)}
-	fact := "input -P INPUT ACCEPT\ninput -A INPUT -j HASTACK\n"
-	for _, l := range want {
-		fact += "chain " + l + "\nsaved " + l + "\n"
-	}
-	fact = strings.Replace(fact, "chain "+want[0], "saved -A INPUT -j HASTACK\nchain "+want[0], 1)
-	c, err := firewallModule{}.Diff(r, []byte(fact), &Env{})
+	save := "*filter\n:INPUT ACCEPT [0:0]\n:HASTACK - [0:0]\n-A INPUT -j HASTACK\n" + strings.Join(want, "\n") + "\nCOMMIT\n"
+	nf := &NodeFacts{Iptables: save, Files: map[string]*FileFact{"/etc/iptables/rules.v4": {Data: []byte(save)}}}
+	c, err := firewallModule{}.Diff(r, &Fact{Node: nf}, &Env{})
 	if err != nil || c != nil {
 		t.Fatalf("converged firewall: change %+v, err %v", c, err)
 	}
 	// A second jump (someone ran the seed's commands twice) is drift.
-	c, _ = firewallModule{}.Diff(r, []byte(fact+"input -A INPUT -j HASTACK\n"), &Env{})
+	nf.Iptables = strings.Replace(save, "-A INPUT -j HASTACK\n", "-A INPUT -j HASTACK\n-A INPUT -j HASTACK\n", 1)
+	c, _ = firewallModule{}.Diff(r, &Fact{Node: nf}, &Env{})
 	if c == nil || !strings.Contains(c.Summary, "jump from INPUT") {
 		t.Errorf("duplicate jump not found: %+v", c)
+	}
+	// Rules only in memory, not saved for a reboot, are drift too.
+	nf.Iptables = save
+	nf.Files = map[string]*FileFact{}
+	c, _ = firewallModule{}.Diff(r, &Fact{Node: nf}, &Env{})
+	if c == nil || !strings.Contains(c.Summary, "saved rules") {
+		t.Errorf("unsaved rules not found: %+v", c)
 	}
 }

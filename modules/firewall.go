@@ -37,37 +37,37 @@ func (s firewallSpec) rules() []string {
 	return out
 }
 
-func (firewallModule) Probe(r *Resource) (string, error) {
+func (firewallModule) Probe(r *Resource) (Probe, error) {
 	var s firewallSpec
 	if err := decodeSpec(r, &s); err != nil {
-		return "", err
+		return Probe{}, err
 	}
-	p := fmt.Sprintf("iptables -S INPUT 2>/dev/null | sed 's/^/input /'\niptables -S %[1]s 2>/dev/null | sed 's/^/chain /'\n", Quote(s.Chain))
+	p := Probe{Needs: Needs{Iptables: true}}
 	if s.Persist != "" {
-		p += fmt.Sprintf("[ -f %[1]s ] && grep -E -- '^-A (INPUT|%[2]s) ' %[1]s | sed 's/^/saved /'\n", Quote(s.Persist), s.Chain)
+		p.Files = []string{s.Persist}
 	}
 	return p, nil
 }
 
-func (firewallModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+func (firewallModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	var s firewallSpec
 	if err := decodeSpec(r, &s); err != nil {
 		return nil, err
 	}
 	var input, chain, saved []string
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(l, " ")
-		switch k {
-		case "input":
-			if strings.HasPrefix(v, "-A ") {
-				input = append(input, v)
+	for _, l := range strings.Split(f.Node.Iptables, "\n") {
+		switch {
+		case strings.HasPrefix(l, "-A INPUT "):
+			input = append(input, l)
+		case strings.HasPrefix(l, "-A "+s.Chain+" "):
+			chain = append(chain, l)
+		}
+	}
+	if pf := f.Node.Files[s.Persist]; pf != nil {
+		for _, l := range strings.Split(string(pf.Data), "\n") {
+			if strings.HasPrefix(l, "-A INPUT ") || strings.HasPrefix(l, "-A "+s.Chain+" ") {
+				saved = append(saved, l)
 			}
-		case "chain":
-			if strings.HasPrefix(v, "-A ") {
-				chain = append(chain, v)
-			}
-		case "saved":
-			saved = append(saved, v)
 		}
 	}
 	want := s.rules()

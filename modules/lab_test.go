@@ -66,19 +66,22 @@ func (n *labNode) diff(t *testing.T, r *Resource, env *Env) *Change {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := m.Probe(r)
+	script, boundary, err := FactScript([]Resource{*r}, Needs{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := "PATH=/opt/aspera/bin:/usr/sbin:/usr/bin:/sbin:/bin\n{\n" + p + "} 2>/dev/null </dev/null\n"
-	res, err := n.h.Run(context.Background(), script, nil)
+	res, err := n.h.Run(context.Background(), "sh -s", strings.NewReader(script))
 	if err != nil {
 		t.Fatalf("probe: %v", err)
+	}
+	nf, own, err := ParseFacts(res.Stdout, boundary, []Resource{*r})
+	if err != nil {
+		t.Fatalf("facts: %v", err)
 	}
 	if env == nil {
 		env = &Env{Stopped: map[string]bool{}, Node: n.name}
 	}
-	c, err := m.Diff(r, res.Stdout, env)
+	c, err := m.Diff(r, &Fact{Out: own[r.ID], Node: nf}, env)
 	if err != nil {
 		t.Fatalf("diff: %v", err)
 	}

@@ -1,9 +1,9 @@
 // Package modules holds hastack's resource types. A module is one kind of
-// resource (file, conf, command, service, firewall, asconf). Like pyinfra it
-// splits facts from operations: Probe says how to read the current state
-// (a read-only shell snippet; the engine runs every snippet of a node in one
-// script over one SSH exec), Diff compares it with the desired state without
-// touching the node, and Apply carries out the change.
+// resource (file, conf, command, service, firewall, asconf, sentinelreset).
+// Like pyinfra it splits facts from operations: Probe says what to read
+// (facts shared by all resources of a node are gathered once, by one script
+// per node: facts.go), Diff compares that with the desired state without
+// touching the node, and the Change it returns carries out the work.
 package modules
 
 import (
@@ -64,12 +64,12 @@ type Env struct {
 
 // Module is one resource kind.
 type Module interface {
-	// Probe returns a POSIX sh snippet that prints the fact Diff needs. It
-	// must not change anything. It may read $HASTACK_PW (the password).
-	Probe(r *Resource) (string, error)
+	// Probe says what r reads of its node: shared facts, and a read-only
+	// POSIX sh snippet of its own when it needs one.
+	Probe(r *Resource) (Probe, error)
 	// Diff returns the change that brings the node to r, or nil when the
 	// node already matches.
-	Diff(r *Resource, fact []byte, env *Env) (*Change, error)
+	Diff(r *Resource, f *Fact, env *Env) (*Change, error)
 }
 
 var registry = map[string]Module{}

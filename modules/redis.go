@@ -8,17 +8,25 @@ import (
 )
 
 // RedisPrelude defines redisq, the Redis CLI (asredis, as 003 uses, or
-// redis-cli) authenticated with the cluster password; during a rotation it
-// falls back to the previous password. Scripts that use it are sent on
+// redis-cli) authenticated with the cluster password, and redism HOST PORT
+// CMDS, which sends several newline-separated commands on one connection;
+// during a rotation both fall back to the previous password. Scripts that use it are sent on
 // stdin (sh -s) after secret.Fill, so no password is ever on a command line.
 const RedisPrelude = `HASTACK_PW='` + secret.Placeholder + `'
 HASTACK_PW_OLD='` + secret.PreviousPlaceholder + `'
 PATH=/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+_cli=$(command -v asredis || command -v redis-cli)
 redisq() {
-	_cli=$(command -v asredis || command -v redis-cli)
 	_out=$(REDISCLI_AUTH="$HASTACK_PW" timeout 5 "$_cli" --no-auth-warning "$@" 2>&1 </dev/null)
 	case "$_out" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*)
 		[ -n "$HASTACK_PW_OLD" ] && _out=$(REDISCLI_AUTH="$HASTACK_PW_OLD" timeout 5 "$_cli" --no-auth-warning "$@" 2>&1 </dev/null) ;;
+	esac
+	printf '%s\n' "$_out"
+}
+redism() {
+	_out=$(printf '%s\n' "$3" | REDISCLI_AUTH="$HASTACK_PW" timeout 5 "$_cli" --no-auth-warning -h "$1" -p "$2" 2>&1)
+	case "$_out" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*)
+		[ -n "$HASTACK_PW_OLD" ] && _out=$(printf '%s\n' "$3" | REDISCLI_AUTH="$HASTACK_PW_OLD" timeout 5 "$_cli" --no-auth-warning -h "$1" -p "$2" 2>&1) ;;
 	esac
 	printf '%s\n' "$_out"
 }

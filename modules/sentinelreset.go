@@ -24,20 +24,15 @@ type sentinelResetModule struct{}
 
 func init() { register("sentinelreset", sentinelResetModule{}) }
 
-func (sentinelResetModule) Probe(r *Resource) (string, error) {
+func (sentinelResetModule) Probe(r *Resource) (Probe, error) {
 	var s sentinelResetSpec
 	if err := decodeSpec(r, &s); err != nil {
-		return "", err
+		return Probe{}, err
 	}
-	ip, port, _ := strings.Cut(s.Addr, " ")
-	q := func(what string) string {
-		return fmt.Sprintf("redisq -h %s -p %s SENTINEL %s %s | awk 'p{print \"%s \"$0; p=0} /^ip$/{p=1}'\n",
-			Quote(ip), Quote(port), what, Quote(s.Set), strings.ToLower(what))
-	}
-	return q("SENTINELS") + q("REPLICAS"), nil
+	return Probe{Needs: Needs{Sentinel: &SentinelAt{Addr: s.Addr, Set: s.Set}}}, nil
 }
 
-func (sentinelResetModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+func (sentinelResetModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	var s sentinelResetSpec
 	if err := decodeSpec(r, &s); err != nil {
 		return nil, err
@@ -47,8 +42,8 @@ func (sentinelResetModule) Diff(r *Resource, b []byte, env *Env) (*Change, error
 		want[ip] = true
 	}
 	gone := map[string]bool{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, ip, ok := strings.Cut(strings.TrimSpace(l), " "); ok && (k == "sentinels" || k == "replicas") && !want[ip] {
+	for _, ip := range append(append([]string{}, f.Node.Sentinel.Sentinels...), f.Node.Sentinel.Replicas...) {
+		if !want[ip] {
 			gone[ip] = true
 		}
 	}

@@ -2,7 +2,6 @@ package modules
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"hastack.dev/hastack/internal/host"
@@ -28,39 +27,28 @@ func init() { register("service", serviceModule{}) }
 // PendingDir holds markers of restarts owed on each node.
 const PendingDir = "/var/lib/hastack/pending"
 
-func (serviceModule) Probe(r *Resource) (string, error) {
+func (serviceModule) Probe(r *Resource) (Probe, error) {
 	var s serviceSpec
 	if err := decodeSpec(r, &s); err != nil {
-		return "", err
+		return Probe{}, err
 	}
-	// Several resources name the same unit (stop first, enable, run): ask
-	// systemd once per unit and script.
-	u, a, e := Quote(s.Unit), shellVar("_sa_", s.Unit), shellVar("_se_", s.Unit)
-	return fmt.Sprintf(`[ -n "${%[2]s+x}" ] || %[2]s=$(systemctl is-active %[1]s 2>/dev/null)
-[ -n "${%[3]s+x}" ] || %[3]s=$(systemctl is-enabled %[1]s 2>/dev/null)
-echo active $%[2]s
-echo enabled $%[3]s
-[ -e %[4]s/%[1]s ] && echo pending 1
-`, u, a, e, PendingDir), nil
+	return Probe{Needs: Needs{Units: []string{s.Unit}}}, nil
 }
 
-func (serviceModule) Diff(r *Resource, b []byte, env *Env) (*Change, error) {
+func (serviceModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	var s serviceSpec
 	if err := decodeSpec(r, &s); err != nil {
 		return nil, err
 	}
-	f, err := parseFact(b)
-	if err != nil {
-		return nil, err
-	}
-	active := f.kv["active"] == "active"
-	enabled := f.kv["enabled"] == "enabled"
+	st := f.Node.Units[s.Unit]
+	active := st.Active == "active"
+	enabled := st.Enabled == "enabled"
 	triggered := len(env.Triggered) > 0
 	reason := ""
 	if triggered {
 		reason = strings.Join(env.Triggered, ", ") + " changed"
 	}
-	if f.kv["pending"] == "1" {
+	if f.Node.Pending[s.Unit] {
 		triggered = true
 		reason = "a restart owed by an earlier run"
 	}

@@ -72,8 +72,3 @@ func parseFact(b []byte) (fact, error) {
 	}
 	return f, nil
 }
-
-// catProbe prints "data <base64>" when path exists.
-func catProbe(path string) string {
-	return fmt.Sprintf("if [ -f %[1]s ]; then printf 'data '; base64 -w0 %[1]s; echo; fi\n", Quote(path))
-}

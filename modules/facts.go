@@ -1,0 +1,353 @@
+package modules
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Probe is what a resource reads of its node: shared facts (Needs), which
+// the fact script gathers once for all resources, and an optional snippet
+// of its own (read-only POSIX sh; guards of commands).
+type Probe struct {
+	Script string
+	Needs
+}
+
+// Needs are the shared facts a resource reads. Each kind is gathered with
+// one command per node, however many resources ask: process starts are most
+// of what a plan costs on a node.
+type Needs struct {
+	Files    []string    // whole files, with mode and owner (one tar)
+	Units    []string    // systemd units (one systemctl show)
+	Iptables bool        // the filter table (one iptables-save)
+	Sentinel *SentinelAt // the node's Sentinel (one redis-cli)
+	Redis    string      // "ip port" of the node's Redis (one redis-cli)
+}
+
+// SentinelAt says which Sentinel to ask about which primary set.
+type SentinelAt struct {
+	Addr string // "ip port"
+	Set  string
+}
+
+// NodeFacts is what a node told about the shared facts.
+type NodeFacts struct {
+	Files    map[string]*FileFact // asked paths; missing ones are absent
+	Users    map[string]int       // from /etc/passwd
+	Groups   map[string]int       // from /etc/group
+	Units    map[string]UnitState // by unit name as asked
+	Iptables string
+	Sentinel SentinelView
+	Redis    RedisView
+	Stamps   map[string]string // command stamps by file name
+	Pending  map[string]bool   // restarts owed, by unit
+}
+
+// FileFact is one file as it is on the node.
+type FileFact struct {
+	Data         []byte
+	Mode         fs.FileMode
+	Owner, Group string
+}
+
+// UnitState is systemd's view of a unit.
+type UnitState struct{ Active, Enabled string }
+
+// SentinelView is the node's Sentinel's answer. State is "up", "down",
+// "auth-failed" or "error".
+type SentinelView struct {
+	State     string
+	Primary   string   // "ip port", "" when it names none
+	Sentinels []string // IPs of the other Sentinels it knows
+	Replicas  []string // IPs of the replicas it knows
+}
+
+// RedisView is the node's Redis's INFO replication.
+type RedisView struct {
+	State       string // as SentinelView.State
+	Role        string // "master" or "slave"
+	PrimaryHost string
+	PrimaryPort string
+	LinkUp      bool
+}
+
+// Fact is one resource's view of its node.
+type Fact struct {
+	Out  []byte // its own snippet's output
+	Node *NodeFacts
+}
+
+// hastackDir is read whole with the files: it holds stamps and restart
+// markers.
+const hastackDir = "/var/lib/hastack"
+
+// FactScript builds the one read-only script that gathers every fact of a
+// node. It starts with RedisPrelude (the password comes in by secret.Fill;
+// send the script on stdin). Sections are separated by boundary lines.
+func FactScript(rs []Resource, extra Needs) (script, boundary string, err error) {
+	var rb [12]byte
+	rand.Read(rb[:])
+	boundary = "@@hastack-fact-" + hex.EncodeToString(rb[:])
+	need := extra
+	var own []string
+	for i := range rs {
+		m, err := Lookup(rs[i].Kind)
+		if err != nil {
+			return "", "", err
+		}
+		p, err := m.Probe(&rs[i])
+		if err != nil {
+			return "", "", err
+		}
+		need.Files = append(need.Files, p.Files...)
+		need.Units = append(need.Units, p.Units...)
+		need.Iptables = need.Iptables || p.Iptables
+		if p.Sentinel != nil {
+			need.Sentinel = p.Sentinel
+		}
+		if p.Redis != "" {
+			need.Redis = p.Redis
+		}
+		own = append(own, p.Script)
+	}
+	var b strings.Builder
+	b.WriteString(RedisPrelude)
+	sec := func(name string) { fmt.Fprintf(&b, "echo '%s %s'\n", boundary, name) }
+	sec("@files")
+	files := append(uniq(need.Files), "/etc/passwd", "/etc/group", hastackDir)
+	q := make([]string, len(files))
+	for i, f := range files {
+		q[i] = Quote(f)
+	}
+	fmt.Fprintf(&b, "tar -cPf - --ignore-failed-read %s 2>/dev/null | base64 -w0; echo\n", strings.Join(q, " "))
+	if units := uniq(need.Units); len(units) > 0 {
+		sec("@units")
+		fmt.Fprintf(&b, "systemctl show -p Id -p ActiveState -p UnitFileState %s 2>/dev/null </dev/null\n", strings.Join(units, " "))
+	}
+	if need.Iptables {
+		sec("@iptables")
+		b.WriteString("iptables-save -t filter 2>/dev/null\n")
+	}
+	if s := need.Sentinel; s != nil {
+		ip, port, _ := strings.Cut(s.Addr, " ")
+		sec("@sentinel")
+		// One connection, several commands; PING marks where each answer ends.
+		fmt.Fprintf(&b, "redism %[1]s %[2]s 'SENTINEL get-master-addr-by-name %[3]s\nPING @@1\nSENTINEL SENTINELS %[3]s\nPING @@2\nSENTINEL REPLICAS %[3]s'\n",
+			Quote(ip), Quote(port), s.Set)
+	}
+	if need.Redis != "" {
+		ip, port, _ := strings.Cut(need.Redis, " ")
+		sec("@redis")
+		fmt.Fprintf(&b, "redisq -h %s -p %s INFO replication\n", Quote(ip), Quote(port))
+	}
+	for i, r := range rs {
+		sec(r.ID)
+		if own[i] != "" {
+			fmt.Fprintf(&b, "{\n%s} 2>/dev/null </dev/null\n", own[i])
+		}
+	}
+	sec("@end")
+	return b.String(), boundary, nil
+}
+
+// ParseFacts splits a fact script's output into the shared facts and each
+// resource's own output.
+func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[string][]byte, error) {
+	nf := &NodeFacts{Files: map[string]*FileFact{}, Users: map[string]int{}, Groups: map[string]int{},
+		Units: map[string]UnitState{}, Stamps: map[string]string{}, Pending: map[string]bool{}}
+	own := map[string][]byte{}
+	ended := false
+	for _, part := range bytes.Split(out, []byte(boundary+" "))[1:] {
+		name, body, _ := bytes.Cut(part, []byte("\n"))
+		switch string(name) {
+		case "@files":
+			if err := nf.readTar(bytes.TrimSpace(body)); err != nil {
+				return nil, nil, err
+			}
+		case "@units":
+			nf.readUnits(string(body))
+		case "@iptables":
+			nf.Iptables = string(body)
+		case "@sentinel":
+			nf.Sentinel = parseSentinel(string(body))
+		case "@redis":
+			nf.Redis = parseRedis(string(body))
+		case "@end":
+			ended = true
+		default:
+			own[string(name)] = body
+		}
+	}
+	if !ended || len(own) != len(rs) {
+		return nil, nil, errors.New("the fact script's output was cut short")
+	}
+	return nf, own, nil
+}
+
+func (nf *NodeFacts) readTar(b64 []byte) error {
+	raw, err := base64.StdEncoding.DecodeString(string(b64))
+	if err != nil {
+		return fmt.Errorf("reading files: %v", err)
+	}
+	tr := tar.NewReader(bytes.NewReader(raw))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading files: %v", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return fmt.Errorf("reading files: %v", err)
+		}
+		name := "/" + strings.TrimPrefix(h.Name, "/")
+		switch {
+		case name == "/etc/passwd":
+			nf.Users = idTable(data)
+		case name == "/etc/group":
+			nf.Groups = idTable(data)
+		case strings.HasPrefix(name, StampDir+"/"):
+			nf.Stamps[strings.TrimPrefix(name, StampDir+"/")] = strings.TrimSpace(string(data))
+		case strings.HasPrefix(name, PendingDir+"/"):
+			nf.Pending[strings.TrimPrefix(name, PendingDir+"/")] = true
+		}
+		nf.Files[name] = &FileFact{Data: data, Mode: fs.FileMode(h.Mode).Perm(), Owner: h.Uname, Group: h.Gname}
+	}
+	return nil
+}
+
+// idTable reads name:x:id: lines (passwd, group).
+func idTable(b []byte) map[string]int {
+	m := map[string]int{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) >= 3 {
+			if id, err := strconv.Atoi(f[2]); err == nil {
+				if _, dup := m[f[0]]; !dup {
+					m[f[0]] = id
+				}
+			}
+		}
+	}
+	return m
+}
+
+// readUnits reads `systemctl show` blocks: Id=, ActiveState=, UnitFileState=.
+func (nf *NodeFacts) readUnits(s string) {
+	var id string
+	var st UnitState
+	flush := func() {
+		if id != "" {
+			nf.Units[strings.TrimSuffix(id, ".service")] = st
+		}
+		id, st = "", UnitState{}
+	}
+	for _, l := range strings.Split(s, "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		switch k {
+		case "Id":
+			flush()
+			id = v
+		case "ActiveState":
+			st.Active = v
+		case "UnitFileState":
+			st.Enabled = v
+		}
+	}
+	flush()
+}
+
+// answerState classifies a redis-cli answer that is not data.
+func answerState(s string) string {
+	switch {
+	case strings.Contains(s, "NOAUTH") || strings.Contains(s, "WRONGPASS") || strings.Contains(s, "AUTH failed"):
+		return "auth-failed"
+	case strings.TrimSpace(s) == "" || strings.Contains(s, "Could not connect") || strings.Contains(s, "Connection refused"):
+		return "down"
+	case strings.HasPrefix(strings.TrimSpace(s), "ERR") || strings.Contains(s, "rror"):
+		return "error"
+	}
+	return "up"
+}
+
+func parseSentinel(s string) SentinelView {
+	parts := strings.Split(s, "@@")
+	v := SentinelView{State: answerState(parts[0])}
+	if len(parts) >= 3 && strings.TrimSpace(parts[0]) == "" {
+		v.State = "up" // it answered the PINGs: it names no primary
+	}
+	if v.State != "up" {
+		return v
+	}
+	if len(parts) < 3 {
+		return SentinelView{State: "error"}
+	}
+	if f := strings.Fields(parts[0]); len(f) == 2 {
+		v.Primary = f[0] + " " + f[1]
+	}
+	v.Sentinels = fieldAfter(parts[1], "ip")
+	v.Replicas = fieldAfter(parts[2], "ip")
+	return v
+}
+
+// fieldAfter returns the lines that follow a line equal to key.
+func fieldAfter(s, key string) []string {
+	var out []string
+	ls := strings.Split(s, "\n")
+	for i := 0; i+1 < len(ls); i++ {
+		if strings.TrimSpace(ls[i]) == key {
+			out = append(out, strings.TrimSpace(ls[i+1]))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func parseRedis(s string) RedisView {
+	s = strings.ReplaceAll(s, "\r", "")
+	if !strings.Contains(s, "role:") {
+		return RedisView{State: answerState(s)}
+	}
+	v := RedisView{State: "up"}
+	for _, l := range strings.Split(s, "\n") {
+		k, val, _ := strings.Cut(l, ":")
+		switch k {
+		case "role":
+			v.Role = val
+		case "master_host":
+			v.PrimaryHost = val
+		case "master_port":
+			v.PrimaryPort = val
+		case "master_link_status":
+			v.LinkUp = val == "up"
+		}
+	}
+	return v
+}
+
+func uniq(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
