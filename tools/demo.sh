@@ -20,7 +20,8 @@ cfg=$HASTACK_LAB/config
 "$hs" vet "$cfg"
 "$hs" apply -auto-approve "$cfg"
 "$hs" plan -detailed-exitcode "$cfg"
-if "$hs" help 2>&1 | grep -q ' check '; then "$hs" check "$cfg"; fi
+# A new cluster's Sentinels take a few seconds to find each other.
+"$hs" check -wait 30s "$cfg"
 cat <<TXT
 
 The cluster runs on lab "demo". Look at it:
