@@ -29,16 +29,8 @@ type view struct {
 	err      error
 }
 
-// healthProbe adds to the topology the Sentinel's quorum check and its view
-// of the replicas: "sreplica <ip> <flags> <master-link-status>".
-func healthProbe(ip string, tp topoParams) string {
-	cli := fmt.Sprintf("redisq -h %s -p %d", ip, tp.SentinelPort)
-	return topologyProbe(ip, tp) + fmt.Sprintf(`%[1]s SENTINEL CKQUORUM %[2]s | sed 's/^/ckquorum /'
-%[1]s SENTINEL REPLICAS %[2]s | awk 'k=="ip"{i=$0} k=="flags"{f=$0} k=="master-link-status"{print "sreplica", i, f, $0} {k=$0}'
-`, cli, modules.Quote(tp.PrimarySet))
-}
-
-// views asks every node, in parallel, what its Sentinel and Redis say.
+// views asks every node, in parallel, what its Sentinel and Redis say: the
+// fact script with only the Sentinel and Redis sections.
 func (c *cluster) views(ctx context.Context, hosts map[string]host.Host) map[string]view {
 	out := map[string]view{}
 	var mu sync.Mutex
@@ -47,19 +39,7 @@ func (c *cluster) views(ctx context.Context, hosts map[string]host.Host) map[str
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			script := modules.RedisPrelude + healthProbe(c.ips[name], c.tp)
-			res, err := h.Run(ctx, "sh -s", strings.NewReader(string(secret.Fill([]byte(script), c.secret))))
-			v := view{err: err}
-			if err == nil {
-				v.Topology = parseTopology(res.Stdout)
-				v.quorumOK = strings.Contains(string(res.Stdout), "ckquorum OK")
-				v.replicas = map[string]string{}
-				for _, l := range strings.Split(string(res.Stdout), "\n") {
-					if f := strings.Fields(l); len(f) == 4 && f[0] == "sreplica" {
-						v.replicas[f[1]] = f[2] + " " + f[3]
-					}
-				}
-			}
+			v := c.view(ctx, h, name)
 			mu.Lock()
 			out[name] = v
 			mu.Unlock()
@@ -67,6 +47,26 @@ func (c *cluster) views(ctx context.Context, hosts map[string]host.Host) map[str
 	}
 	wg.Wait()
 	return out
+}
+
+func (c *cluster) view(ctx context.Context, h host.Host, name string) view {
+	ip := c.ips[name]
+	script, boundary, err := modules.FactScript(nil, modules.Needs{
+		Sentinel: &modules.SentinelAt{Addr: fmt.Sprintf("%s %d", ip, c.tp.SentinelPort), Set: c.tp.PrimarySet},
+		Redis:    fmt.Sprintf("%s %d", ip, c.tp.RedisPort),
+	})
+	if err != nil {
+		return view{err: err}
+	}
+	res, err := h.Run(ctx, "sh -s", bytes.NewReader(secret.Fill([]byte(script), c.secret)))
+	if err != nil {
+		return view{err: err}
+	}
+	nf, _, err := modules.ParseFacts(res.Stdout, boundary, nil)
+	if err != nil {
+		return view{err: err}
+	}
+	return view{Topology: topologyOf(nf), quorumOK: nf.Sentinel.QuorumOK, replicas: nf.Sentinel.ReplicaHealth}
 }
 
 // primaryOf returns the node a majority of Sentinels name, or "".

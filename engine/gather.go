@@ -38,55 +38,6 @@ type topoParams struct {
 	PrimarySet              string
 }
 
-// topologyProbe asks the node's own Sentinel and Redis. A refused
-// password is reported as such: it must never look like a node where
-// nothing runs yet.
-func topologyProbe(ip string, p topoParams) string {
-	return fmt.Sprintf(`state() { case "$1" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*) echo auth-failed ;; *"Could not connect"*|*"Connection refused"*|"") echo down ;; *) echo error ;; esac; }
-s=$(redisq -h %[1]s -p %[2]d SENTINEL get-master-addr-by-name %[3]s)
-case "$s" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*|*"Could not connect"*|*ERR*|*rror*) echo "sentinel $(state "$s")" ;; *) echo "sentinel up $(echo $s)" ;; esac
-r=$(redisq -h %[1]s -p %[4]d INFO replication | tr -d '\r')
-case "$r" in *role:*) echo "$r" | grep -E '^(role|master_host|master_port|master_link_status):' | sed 's/^/redis /' ;; *) echo "redis $(state "$r")" ;; esac
-`, ip, p.SentinelPort, modules.Quote(p.PrimarySet), p.RedisPort)
-}
-
-func parseTopology(b []byte) Topology {
-	var t Topology
-	var mh, mp string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		switch {
-		case f[0] == "sentinel":
-			t.SentinelState = f[1]
-			t.SentinelUp = f[1] == "up"
-			if t.SentinelUp && len(f) == 4 {
-				t.SentinelPrimary = f[2] + " " + f[3]
-			}
-		case f[0] == "redis" && !strings.Contains(f[1], ":"):
-			t.RedisState = f[1]
-		case f[0] == "redis":
-			k, v, _ := strings.Cut(f[1], ":")
-			switch k {
-			case "role":
-				t.RedisUp, t.RedisRole, t.RedisState = true, v, "up"
-			case "master_host":
-				mh = v
-			case "master_port":
-				mp = v
-			case "master_link_status":
-				t.RedisLinkUp = v == "up"
-			}
-		}
-	}
-	if mh != "" {
-		t.RedisPrimary = mh + " " + mp
-	}
-	return t
-}
-
 // Gather runs every node's fact script, all nodes in parallel, one exec
 // each. It returns facts for the nodes that answered and an error per node
 // that did not.

@@ -70,6 +70,10 @@ type SentinelView struct {
 	Primary   string   // "ip port", "" when it names none
 	Sentinels []string // IPs of the other Sentinels it knows
 	Replicas  []string // IPs of the replicas it knows
+	// ReplicaHealth is "flags master-link-status" per replica IP: "slave ok"
+	// for one Sentinel could promote.
+	ReplicaHealth map[string]string
+	QuorumOK      bool // SENTINEL CKQUORUM answered OK
 }
 
 // RedisView is the node's Redis's INFO replication.
@@ -142,7 +146,7 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 		ip, port, _ := strings.Cut(s.Addr, " ")
 		sec("@sentinel")
 		// One connection, several commands; PING marks where each answer ends.
-		fmt.Fprintf(&b, "redism %[1]s %[2]s 'SENTINEL get-master-addr-by-name %[3]s\nPING @@1\nSENTINEL SENTINELS %[3]s\nPING @@2\nSENTINEL REPLICAS %[3]s'\n",
+		fmt.Fprintf(&b, "redism %[1]s %[2]s 'SENTINEL get-master-addr-by-name %[3]s\nPING @@1\nSENTINEL SENTINELS %[3]s\nPING @@2\nSENTINEL REPLICAS %[3]s\nPING @@3\nSENTINEL CKQUORUM %[3]s'\n",
 			Quote(ip), Quote(port), s.Set)
 	}
 	if need.Redis != "" {
@@ -302,7 +306,30 @@ func parseSentinel(s string) SentinelView {
 	}
 	v.Sentinels = fieldAfter(parts[1], "ip")
 	v.Replicas = fieldAfter(parts[2], "ip")
+	v.ReplicaHealth = replicaHealth(parts[2])
+	if len(parts) >= 4 {
+		v.QuorumOK = strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(parts[3], "3")), "OK")
+	}
 	return v
+}
+
+// replicaHealth reads SENTINEL REPLICAS (key and value on alternate lines,
+// one block per replica).
+func replicaHealth(s string) map[string]string {
+	out := map[string]string{}
+	var ip, flags string
+	ls := strings.Split(s, "\n")
+	for i := 0; i+1 < len(ls); i++ {
+		switch strings.TrimSpace(ls[i]) {
+		case "ip":
+			ip = strings.TrimSpace(ls[i+1])
+		case "flags":
+			flags = strings.TrimSpace(ls[i+1])
+		case "master-link-status":
+			out[ip] = flags + " " + strings.TrimSpace(ls[i+1])
+		}
+	}
+	return out
 }
 
 // fieldAfter returns the lines that follow a line equal to key.
