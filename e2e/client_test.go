@@ -159,7 +159,7 @@ type clientReport struct {
 	Requests, Acked, Failed, ReadFails int
 	Lost                               int           // acknowledged writes missing on the primary afterwards
 	LongestGap                         time.Duration // longest time between acknowledged writes: the client's time without a primary
-	LongestGapEnd                      time.Duration // when, after the client started, that gap ended
+	LongestGapEnd                      time.Duration // when, after the first acknowledged write, that gap ended
 	MedianGap                          time.Duration // the usual time between acknowledged writes
 	Duration                           time.Duration
 	Failures                           []string // the first few failed requests
@@ -167,7 +167,7 @@ type clientReport struct {
 }
 
 func (r clientReport) String() string {
-	s := fmt.Sprintf("client: %d requests in %.1fs, %d acknowledged, %d failed, %d read-backs wrong, %d acknowledged writes lost; longest time without an acknowledged write %s, ending %.1fs after the start (usual %s)",
+	s := fmt.Sprintf("client: %d requests in %.1fs, %d acknowledged, %d failed, %d read-backs wrong, %d acknowledged writes lost; longest time without an acknowledged write %s, ending %.1fs after the first write (usual %s)",
 		r.Requests, r.Duration.Seconds(), r.Acked, r.Failed, r.ReadFails, r.Lost,
 		r.LongestGap.Round(time.Millisecond), r.LongestGapEnd.Seconds(), r.MedianGap.Round(time.Millisecond))
 	for _, f := range r.Failures {
