@@ -205,6 +205,9 @@ func (p *Plan) beforeNode(ctx context.Context, hosts map[string]host.Host, n Nod
 	}
 	start := time.Now()
 	to, err := p.cluster.failoverFrom(ctx, hosts, n.Name)
+	if err == nil {
+		p.cluster.handedOver(n.Name, to)
+	}
 	ev := &ResourceChange{ID: "failover", Kind: "cluster", Phase: phase, Change: &modules.Change{Action: modules.Run,
 		Summary: fmt.Sprintf("SENTINEL FAILOVER: %s hands the primary role over before its Redis restarts", n.Name)}}
 	if err == nil {
@@ -218,6 +221,22 @@ func (p *Plan) beforeNode(ctx context.Context, hosts map[string]host.Host, n Nod
 // Sentinel was started or reset on n.
 func (p *Plan) afterNode(ctx context.Context, hosts map[string]host.Host, n NodePlan, phase int, report func(Event)) error {
 	ph := p.Phases[phase]
+	if to := p.cluster.handedOverTo(n.Name); to != "" {
+		// The old primary restarted from a file with no replicaof: it says
+		// role:master until Sentinel converts it, some 10-20 s later (a
+		// second primary for clients that trust role:master, as HAProxy's
+		// check does). Make it a replica now, as Sentinel would, and
+		// persist that; after the restart its running config is its file,
+		// so CONFIG REWRITE adds only replicaof.
+		start := time.Now()
+		err := p.cluster.rejoin(ctx, hosts[n.Name], n.Name, to)
+		report(Event{Node: n.Name, Change: &ResourceChange{ID: "rejoin", Kind: "cluster", Phase: phase,
+			Change: &modules.Change{Action: modules.Run, Summary: "REPLICAOF " + to + " and CONFIG REWRITE: the old primary rejoins as a replica"}},
+			Err: err, Duration: time.Since(start)})
+		if err != nil {
+			return err
+		}
+	}
 	if ph.Gate {
 		start := time.Now()
 		err := p.cluster.waitHealthy(ctx, hosts, n.Name)

@@ -19,6 +19,42 @@ type cluster struct {
 	ips    map[string]string // node → private IP
 	secret secret.Secret
 	gate   time.Duration
+
+	mu       sync.Mutex
+	switched map[string]string // old primary → the node it handed over to, this run
+}
+
+func (c *cluster) handedOver(from, to string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.switched == nil {
+		c.switched = map[string]string{}
+	}
+	c.switched[from] = to
+}
+
+func (c *cluster) handedOverTo(from string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.switched[from]
+}
+
+// rejoin makes node a replica of to, if it still says it is a primary.
+func (c *cluster) rejoin(ctx context.Context, h host.Host, node, to string) error {
+	script := secret.Fill([]byte(modules.RedisPrelude+fmt.Sprintf(`r=$(redisq -h %[1]s -p %[2]d ROLE)
+case "$r" in master*) ;; *) echo OK; exit 0 ;; esac
+a=$(redisq -h %[1]s -p %[2]d REPLICAOF %[3]s %[2]d)
+b=$(redisq -h %[1]s -p %[2]d CONFIG REWRITE)
+echo "$a" "$b"
+`, c.ips[node], c.tp.RedisPort, c.ips[to])), c.secret)
+	res, err := h.Run(ctx, "sh -s", bytes.NewReader(script))
+	if err != nil {
+		return err
+	}
+	if out := strings.TrimSpace(string(res.Stdout)); out != "OK" && out != "OK OK" {
+		return fmt.Errorf("making %s a replica of %s: %s", node, to, out)
+	}
+	return nil
 }
 
 // view is one node's answer during a rollout.
