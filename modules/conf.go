@@ -160,14 +160,18 @@ func renderConf(s confSpec) string {
 }
 
 // mergeConf edits the owned directives of an existing file in place: a
-// changed line is replaced where it stands, a missing one is appended,
-// duplicates of an owned directive are dropped, all other lines are kept.
+// changed line is replaced where it stands, a missing one goes after the
+// owned directive that precedes it in ds (so a file reads in the seed's
+// order), or at the end; duplicates of an owned directive are dropped, all
+// other lines are kept.
 // It also returns, for each changed directive that has a LiveSet, the
 // command that applies it at run time (nil when any change needs a restart).
 func mergeConf(old string, ds []directive) (string, []string) {
 	lines := splitLines(old)
 	drop := map[int]bool{}
 	var appendLines, live []string
+	inserts := map[int][]string{} // after line i
+	anchor := -1                  // line of the last owned directive seen
 	restart := false
 	for _, d := range ds {
 		key := tokenize(d.Key)
@@ -187,10 +191,15 @@ func mergeConf(old string, ds []directive) (string, []string) {
 			continue
 		}
 		if len(idx) == 0 {
+			add := []string{strings.TrimSpace(d.Key + " " + d.Value)}
 			if d.Comment != "" {
-				appendLines = append(appendLines, "# "+d.Comment)
+				add = append([]string{"# " + d.Comment}, add...)
 			}
-			appendLines = append(appendLines, strings.TrimSpace(d.Key+" "+d.Value))
+			if anchor >= 0 {
+				inserts[anchor] = append(inserts[anchor], add...)
+			} else {
+				appendLines = append(appendLines, add...)
+			}
 			if d.LiveSet == "" {
 				restart = true
 			} else {
@@ -201,6 +210,7 @@ func mergeConf(old string, ds []directive) (string, []string) {
 		for _, i := range idx[1:] {
 			drop[i] = true
 		}
+		anchor = idx[0]
 		if d.Runtime {
 			continue
 		}
@@ -235,6 +245,9 @@ func mergeConf(old string, ds []directive) (string, []string) {
 	for i, l := range lines {
 		if !drop[i] {
 			b.WriteString(l + "\n")
+		}
+		for _, a := range inserts[i] {
+			b.WriteString(a + "\n")
 		}
 	}
 	for _, l := range appendLines {

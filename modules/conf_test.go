@@ -50,7 +50,8 @@ func TestMergeConfChangesOwnedLinesInPlace(t *testing.T) {
 		{Key: "enable-debug-command", Absent: true},
 	}
 	got, live := mergeConf(old, ds)
-	want := "port 41415\nbind 10.0.0.2\nsentinel monitor myprimary 10.0.0.3 31415 3\nsentinel down-after-milliseconds myprimary 500\nsentinel myid abc\n# Password for Sentinel clients\nrequirepass pw-123456\n"
+	// The missing requirepass goes after the owned line before it in ds.
+	want := "port 41415\nbind 10.0.0.2\nsentinel monitor myprimary 10.0.0.3 31415 3\nsentinel down-after-milliseconds myprimary 500\n# Password for Sentinel clients\nrequirepass pw-123456\nsentinel myid abc\n"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("merge (-want +got):\n%s", diff)
 	}
