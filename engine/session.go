@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/host"
@@ -20,6 +21,14 @@ type Options struct {
 	Connect func(ctx context.Context, n NodeSpec) (host.Host, error)
 	// Clusters limits the run to these cluster names (all when empty).
 	Clusters []string
+	// Trace, when set, is told how long each step took (HASTACK_TIMING=1).
+	Trace func(step string, d time.Duration)
+}
+
+func (o Options) trace(step string, start time.Time) {
+	if o.Trace != nil {
+		o.Trace(step, time.Since(start))
+	}
 }
 
 // Session is one run: connections open, facts gathered, plans made.
@@ -80,19 +89,36 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		for _, n := range cl.Nodes {
 			guess[n.Name] = true
 		}
+		// Connecting waits on the nodes, rendering works here: overlap them.
+		type conns struct {
+			hosts map[string]host.Host
+			errs  map[string]error
+		}
+		connected := make(chan conns, 1)
+		go func() {
+			t0 := time.Now()
+			h, e := connectAll(ctx, nodeSpecs(cl), opts)
+			opts.trace("connect", t0)
+			connected <- conns{h, e}
+		}()
+		t0 := time.Now()
 		r, err := Render(cfg.Context, cl, cl.Primary, guess, true)
+		opts.trace("render", t0)
+		c := <-connected
+		hosts, errs := c.hosts, c.errs
+		s.hosts = append(s.hosts, hosts)
 		if err != nil {
 			return nil, err
 		}
-		hosts, errs := connectAll(ctx, r, opts)
-		s.hosts = append(s.hosts, hosts)
 		for name, e := range errs {
 			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
 		}
 		if len(errs) > 0 {
 			continue
 		}
+		t0 = time.Now()
 		facts, errs := Gather(ctx, r, hosts, sec)
+		opts.trace("gather", t0)
 		for name, e := range errs {
 			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
 		}
@@ -111,14 +137,18 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		}
 		live := p.Source == "sentinels"
 		if p.Node != r.Primary || len(up) != len(guess) || !live {
+			t0 = time.Now()
 			if r, err = Render(cfg.Context, cl, p.Node, up, live); err != nil {
 				return nil, err
 			}
+			opts.trace("render again", t0)
 		}
+		t0 = time.Now()
 		plan, err := Diff(r, p, facts, sec)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}
+		opts.trace("diff", t0)
 		s.Plans = append(s.Plans, plan)
 		s.Secrets = append(s.Secrets, sec)
 		s.rendered = append(s.rendered, r)
@@ -135,12 +165,22 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 	return s, nil
 }
 
-func connectAll(ctx context.Context, r *Rendered, opts Options) (map[string]host.Host, map[string]error) {
+// nodeSpecs lists a cluster's nodes with nothing rendered yet: enough to
+// connect.
+func nodeSpecs(cl *config.Cluster) []NodeSpec {
+	var ns []NodeSpec
+	for _, n := range cl.Nodes {
+		ns = append(ns, NodeSpec{Name: n.Name, IP: n.IP, SSH: n.SSH})
+	}
+	return ns
+}
+
+func connectAll(ctx context.Context, nodes []NodeSpec, opts Options) (map[string]host.Host, map[string]error) {
 	var mu sync.Mutex
 	hosts := map[string]host.Host{}
 	errs := map[string]error{}
 	var wg sync.WaitGroup
-	for _, n := range r.Nodes {
+	for _, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -199,11 +239,7 @@ func contains(list []string, s string) bool {
 // ConnectCluster opens one connection to every node of cl, all in
 // parallel. On error the connections that were made are closed.
 func ConnectCluster(ctx context.Context, cl *config.Cluster, opts Options) (map[string]host.Host, error) {
-	r := &Rendered{Cluster: cl}
-	for _, n := range cl.Nodes {
-		r.Nodes = append(r.Nodes, NodeSpec{Name: n.Name, IP: n.IP, SSH: n.SSH})
-	}
-	hosts, errs := connectAll(ctx, r, opts)
+	hosts, errs := connectAll(ctx, nodeSpecs(cl), opts)
 	if len(errs) == 0 {
 		return hosts, nil
 	}

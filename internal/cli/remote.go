@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
@@ -95,6 +96,11 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags) (
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
 		return nil, nil, ExitUsage
+	}
+	if os.Getenv("HASTACK_TIMING") != "" {
+		opts.Trace = func(step string, d time.Duration) {
+			fmt.Fprintf(env.Stderr, "timing: %-12s %6.1f ms\n", step, float64(d.Microseconds())/1000)
+		}
 	}
 	s, err := engine.Prepare(ctx, cfg, opts)
 	if err != nil {
