@@ -165,6 +165,10 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 	return s, nil
 }
 
+// LocalHost as a node's ssh.host runs that node's commands on this
+// machine, with no SSH (the local connector).
+const LocalHost = "local"
+
 // nodeSpecs lists a cluster's nodes with nothing rendered yet: enough to
 // connect.
 func nodeSpecs(cl *config.Cluster) []NodeSpec {
@@ -186,9 +190,12 @@ func connectAll(ctx context.Context, nodes []NodeSpec, opts Options) (map[string
 			defer wg.Done()
 			var h host.Host
 			var err error
-			if opts.Connect != nil {
+			switch {
+			case opts.Connect != nil:
 				h, err = opts.Connect(ctx, n)
-			} else {
+			case n.SSH.Host == LocalHost:
+				h = host.Local(n.Name)
+			default:
 				h, err = sshconn.Dial(ctx, sshconn.Target{Name: n.Name, Host: n.SSH.Host, Port: n.SSH.Port,
 					User: n.SSH.User, Sudo: sshconn.DefaultSudo(n.SSH.User)}, opts.SSH)
 			}
