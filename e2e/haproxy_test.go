@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// haproxyPort is HAProxy's port on every node (seed 002, the schema's default).
+const haproxyPort = "31414"
+
+// TestHaproxyDesign proves seed 002's design on three fresh nodes: every
+// node's HAProxy routes 127.0.0.1:31414 to the primary the Sentinels name,
+// asnodeadmin replicates through it, a restarted HAProxy never sends a
+// write to a replica, and after a failover every HAProxy follows the new
+// primary with nothing left to plan.
+func TestHaproxyDesign(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
+		t.Skip("needs /usr/sbin/haproxy (Debian package haproxy)")
+	}
+	suite := time.Now()
+	c := newCluster(t, 3, debugExtra+"\ndesign: \"haproxy\"")
+
+	c.must(0, "apply", "-auto-approve")
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
+		t.Fatal("the plan after apply is not empty")
+	}
+	c.must(0, "check", "-wait", "30s")
+	primary := c.primary("node1")
+	c.waitRoutes(primary)
+	// asnodeadmin writes and reads through each node's HAProxy.
+	c.must(0, "check", "-replication")
+
+	t.Run("restart window", func(t *testing.T) {
+		for _, n := range c.lab.Nodes {
+			w := c.restartWindow(n.Name)
+			t.Logf("%s: after systemctl restart haproxy: %s", n.Name, w)
+			if w.readonly > 0 {
+				t.Errorf("%s: %d writes reached a replica (READONLY) after the restart", n.Name, w.readonly)
+			}
+			if w.ok == 0 {
+				t.Errorf("%s: no write succeeded within the measured time", n.Name)
+			}
+		}
+	})
+
+	// A client writes through node2's HAProxy during the drill: while the
+	// paused old primary wakes up still saying role:master, HAProxy must not
+	// hand it writes (they would be lost when Sentinel demotes it).
+	client := c.startProxyClient("node2")
+	d := c.failover()
+	t.Logf("the cluster had no primary for %s", d)
+	newPrimary := c.primary("node2")
+	if newPrimary == primary {
+		t.Fatalf("the Sentinels still name %s after the drill", primary)
+	}
+	start := time.Now()
+	c.waitRoutes(newPrimary)
+	t.Logf("every HAProxy routes to the new primary %s %.1fs after the drill returned", newPrimary, time.Since(start).Seconds())
+	r := client.finish(newPrimary)
+	t.Logf("client through node2's HAProxy during the failover: %s", r)
+	if r.acked == 0 {
+		t.Error("the client had no acknowledged write")
+	}
+	if len(r.lost) > 0 {
+		t.Errorf("%d writes acknowledged through HAProxy are not on the new primary (first: %v)", len(r.lost), r.lost[:min(5, len(r.lost))])
+	}
+	for _, n := range c.lab.Nodes {
+		key := "hastack:haproxy:" + n.Name
+		if out := c.redisCLI(n.Name, "-h", "127.0.0.1", "-p", haproxyPort, "SET", key, n.Name); out != "OK" {
+			t.Errorf("%s: SET through HAProxy answered %q", n.Name, out)
+		}
+		if out := c.redisCLI(newPrimary, "-p", "31415", "-h", c.ip(newPrimary), "GET", key); out != n.Name {
+			t.Errorf("%s's write is not on the new primary: GET answered %q", n.Name, out)
+		}
+	}
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
+		t.Fatal("the plan after the failover is not empty")
+	}
+	t.Logf("TestHaproxyDesign took %.1fs", time.Since(suite).Seconds())
+}
+
+// ip is node's address in the lab.
+func (c *cluster) ip(node string) string {
+	c.t.Helper()
+	n, ok := c.lab.Node(node)
+	if !ok {
+		c.t.Fatalf("no lab node %s", node)
+	}
+	return n.IP
+}
+
+// routedTo says which node 127.0.0.1:31414 reaches from node, by run_id,
+// or why it cannot tell. The node reached must also say ROLE master.
+func (c *cluster) routedTo(node string, runIDs map[string]string) (string, error) {
+	cli := []string{"env", "REDISCLI_AUTH=" + testPassword, "timeout", "5", "redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", haproxyPort}
+	role, err := c.exec(node, append(cli, "ROLE")...)
+	if err != nil {
+		return "", fmt.Errorf("ROLE: %v: %s", err, role)
+	}
+	if r, _, _ := strings.Cut(role, "\n"); r != "master" {
+		return "", fmt.Errorf("ROLE answered %q", strings.TrimSpace(role))
+	}
+	info, err := c.exec(node, append(cli, "INFO", "server")...)
+	if err != nil {
+		return "", fmt.Errorf("INFO server: %v: %s", err, info)
+	}
+	id := infoField(info, "run_id")
+	for name, rid := range runIDs {
+		if rid == id {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("run_id %q is no node's", id)
+}
+
+// runIDs asks each node's Redis directly for its run_id.
+func (c *cluster) runIDs() map[string]string {
+	c.t.Helper()
+	m := map[string]string{}
+	for _, n := range c.lab.Nodes {
+		m[n.Name] = infoField(c.redisCLI(n.Name, "-h", n.IP, "-p", "31415", "INFO", "server"), "run_id")
+	}
+	return m
+}
+
+// waitRoutes waits (30 s at most) until every node's HAProxy routes to want,
+// the primary every node's Sentinel names.
+func (c *cluster) waitRoutes(want string) {
+	c.t.Helper()
+	ids := c.runIDs()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range c.lab.Nodes {
+		for {
+			got, err := c.routedTo(n.Name, ids)
+			if err == nil && got == want {
+				if p := c.primary(n.Name); p != want {
+					c.t.Fatalf("%s's Sentinel names %s, not %s", n.Name, p, want)
+				}
+				c.t.Logf("%s: 127.0.0.1:%s reaches %s (ROLE master, same run_id)", n.Name, haproxyPort, want)
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("%s: HAProxy does not route to %s within 30s: reaches %q, %v", n.Name, want, got, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// infoField is one field of an INFO answer.
+func infoField(info, key string) string {
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), key+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// windowScript restarts HAProxy, then for $1 seconds sends one SET per new
+// connection through it (like asnodeadmin, redis-cli per request) and
+// counts the answers: OK, READONLY (a replica got the write) and anything
+// else (refused or closed: the client sees an error and may retry). It
+// prints "ok readonly other first_ok_ms last_readonly_ms".
+const windowScript = `
+set -u
+now() { local t=${EPOCHREALTIME/./}; echo $(( 10#$t / 1000 )); }
+systemctl restart haproxy || exit 1
+start=$(now) ok=0 ro=0 other=0 first_ok=-1 last_ro=-1 i=0
+while (( $(now) - start < $1 * 1000 )); do
+	i=$((i + 1))
+	out=$(timeout 2 redis-cli --no-auth-warning -h 127.0.0.1 -p ` + haproxyPort + ` SET hastack:haproxy:window "$i" 2>&1 </dev/null)
+	t=$(( $(now) - start ))
+	case $out in
+	OK) ok=$((ok + 1)); (( first_ok < 0 )) && first_ok=$t ;;
+	*READONLY*) ro=$((ro + 1)); last_ro=$t ;;
+	*) other=$((other + 1)) ;;
+	esac
+done
+echo "$ok $ro $other $first_ok $last_ro"
+`
+
+// window is what windowScript counted.
+type window struct{ ok, readonly, other, firstOK, lastReadonly int }
+
+func (w window) String() string {
+	return fmt.Sprintf("%d OK, %d READONLY, %d refused/closed; first OK at %d ms, last READONLY at %d ms (-1: none)",
+		w.ok, w.readonly, w.other, w.firstOK, w.lastReadonly)
+}
+
+// restartWindow runs windowScript on node for 3 s, longer than the checks
+// need to mark the replicas down (fall x inter).
+func (c *cluster) restartWindow(node string) window {
+	c.t.Helper()
+	out, err := c.exec(node, "env", "REDISCLI_AUTH="+testPassword, "bash", "-c", windowScript, "window", "3")
+	if err != nil {
+		c.t.Fatalf("%s: %v: %s", node, err, out)
+	}
+	var f [5]int
+	fields := strings.Fields(out)
+	if len(fields) != 5 {
+		c.t.Fatalf("%s: window script printed %q", node, out)
+	}
+	for i, s := range fields {
+		if f[i], err = strconv.Atoi(s); err != nil {
+			c.t.Fatalf("%s: window script printed %q", node, out)
+		}
+	}
+	return window{f[0], f[1], f[2], f[3], f[4]}
+}
