@@ -46,7 +46,7 @@ func TestRenderThreeNode(t *testing.T) {
 }
 
 // A rotation renders, on every node, the last step that drops the old
-// password from Redis and Sentinel, as redisq scripts.
+// password from Redis and Sentinel, as scripts for the redisq prelude.
 func TestRenderRotationUsesPrelude(t *testing.T) {
 	cfg := loadExample(t, "../examples/three-node")
 	cl := *cfg.Clusters[0]
@@ -65,8 +65,9 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 			if err := json.Unmarshal(res.Spec, &spec); err != nil {
 				t.Fatal(err)
 			}
-			if !spec.Redis || !strings.Contains(spec.Stdin, "redisq ") {
-				t.Errorf("%s: not a redisq script: %+v", res.ID, spec)
+			// The password comes from the prelude's variable, on stdin.
+			if !spec.Redis || !strings.Contains(spec.Stdin, "redism ") || strings.Contains(spec.Stdin, "@@hastack:") {
+				t.Errorf("%s: not a redism script that reads the password from the prelude: %+v", res.ID, spec)
 			}
 			found++
 		}

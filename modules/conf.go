@@ -39,9 +39,12 @@ type directive struct {
 	// Keep lists argument positions the server rewrites at run time: an
 	// existing value there is kept. Runtime keeps all of them: the line is
 	// only added when missing (replicaof).
-	Keep    []int  `json:"keep,omitempty"`
-	Runtime bool   `json:"runtime,omitempty"`
-	Absent  bool   `json:"absent,omitempty"`  // the directive must not be there
+	Keep    []int `json:"keep,omitempty"`
+	Runtime bool  `json:"runtime,omitempty"`
+	Absent  bool  `json:"absent,omitempty"` // the directive must not be there
+	// Multi: Redis writes one line per group of arguments (CONFIG REWRITE
+	// splits "save 900 1 60 10000" into two lines); compare them joined.
+	Multi   bool   `json:"multi,omitempty"`
 	LiveSet string `json:"liveSet,omitempty"` // command that sets it at run time, e.g. "SENTINEL SET myprimary quorum"
 	// LiveArg, with LiveSet, is the one argument position the live command
 	// can change (quorum in "sentinel monitor"); a change elsewhere on the
@@ -85,7 +88,10 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		return c, err
 	}
 	metaOnly := c.Live
-	if c.Action == Update && s.Live != "" && len(live) > 0 && !metaOnly {
+	// Live only when that server runs: a stopped one reads the file when
+	// it starts, and CONFIG SET on it would fail every run.
+	serverUp := (s.Live == "redis" && f.Node.Redis.State == "up") || (s.Live == "sentinel" && f.Node.Sentinel.State == "up")
+	if c.Action == Update && serverUp && len(live) > 0 && !metaOnly {
 		// Every changed line can be set at run time: do that, then write
 		// the file, and tell watchers no restart is needed.
 		for _, l := range live {
@@ -130,14 +136,16 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 }
 
 // liveSet sends one command to the local Redis or Sentinel.
+// The command goes on redis-cli's stdin (redism), never on a command line:
+// it may carry a password (masterauth, auth-pass, ACL SETUSER).
 func liveSet(ctx context.Context, h host.Host, kind, addr, cmd string, sec secret.Secret) error {
 	ip, port, _ := strings.Cut(addr, " ")
-	res, err := runRedis(ctx, h, fmt.Sprintf("redisq -h %s -p %s %s\n", Quote(ip), Quote(port), cmd), sec)
+	res, err := runRedis(ctx, h, fmt.Sprintf("redism %s %s %s\n", Quote(ip), Quote(port), Quote(cmd)), sec)
 	if err != nil {
 		return err
 	}
 	if out := strings.TrimSpace(string(res.Stdout)); out != "OK" {
-		return fmt.Errorf("%s: %s", secret.Mask(cmd), mask(out, sec))
+		return fmt.Errorf("%s: %s", mask(cmd, sec), mask(out, sec))
 	}
 	return nil
 }
@@ -207,14 +215,22 @@ func mergeConf(old string, ds []directive) (string, []string) {
 			}
 			continue
 		}
+		anchor = idx[0]
+		have := tokenize(lines[idx[0]])[len(key):]
+		if d.Multi {
+			for _, i := range idx[1:] {
+				have = append(have, tokenize(lines[i])[len(key):]...)
+			}
+			if equalTokens(have, tokenize(d.Value)) {
+				continue
+			}
+		}
 		for _, i := range idx[1:] {
 			drop[i] = true
 		}
-		anchor = idx[0]
 		if d.Runtime {
 			continue
 		}
-		have := tokenize(lines[idx[0]])[len(key):]
 		want := tokenize(d.Value)
 		for _, k := range d.Keep {
 			if k < len(have) && k < len(want) {

@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"hastack.dev/hastack/internal/secret"
 	"strings"
 	"testing"
 
@@ -148,5 +149,40 @@ func TestFirewallRulesRestrict(t *testing.T) {
 	c, _ = firewallModule{}.Diff(r, &Fact{Node: nf}, &Env{})
 	if c == nil || !strings.Contains(c.Summary, "saved rules") {
 		t.Errorf("unsaved rules not found: %+v", c)
+	}
+}
+
+// A password that is on the node but not the configured one (an old one,
+// one set by hand) never shows in a diff, nor does Redis's hash of one.
+func TestMaskDiffHidesUnknownPasswords(t *testing.T) {
+	old := "requirepass OldOnNode999\nmasterauth OldOnNode999\nsentinel auth-pass myprimary OldOnNode999\nuser default on #0123abcd ~* &* +@all\nport 1\n"
+	want := "requirepass new-pw-123\nmasterauth new-pw-123\nsentinel auth-pass myprimary new-pw-123\nport 2\n"
+	d := maskDiff(UnifiedDiff("f", old, want), secret.New("new-pw-123"))
+	for _, leak := range []string{"OldOnNode999", "new-pw-123", "0123abcd"} {
+		if strings.Contains(d, leak) {
+			t.Errorf("diff shows %q:\n%s", leak, d)
+		}
+	}
+	if !strings.Contains(d, "-port 1") || !strings.Contains(d, "+port 2") {
+		t.Errorf("diff lost the real change:\n%s", d)
+	}
+}
+
+// CONFIG REWRITE writes one save line per pair, and save "" for none:
+// neither is drift.
+func TestMergeConfMultiSave(t *testing.T) {
+	ds := []directive{{Key: "save", Value: "900 1 60 10000", LiveSet: "CONFIG SET save", Multi: true}}
+	old := "save 900 1\nsave 60 10000\n"
+	if got, _ := mergeConf(old, ds); got != old {
+		t.Errorf("rewritten save lines changed:\n%s", got)
+	}
+	ds[0].Value = `""`
+	if got, _ := mergeConf("save \"\"\n", ds); got != "save \"\"\n" {
+		t.Errorf("save \"\" changed: %q", got)
+	}
+	ds[0].Value = "60 10000"
+	got, live := mergeConf(old, ds)
+	if got != "save 60 10000\n" || len(live) != 1 {
+		t.Errorf("a real change: got %q, live %q", got, live)
 	}
 }
