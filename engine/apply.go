@@ -40,8 +40,9 @@ func (o *Outcome) Err() error {
 
 // Apply carries out a plan, phase after phase across nodes in the order of
 // the procedure. Within a phase the nodes work in parallel, or one by one
-// (primary first) for a serial phase. The first failure ends the run after
-// the phase's in-flight changes. A cancelled ctx (Ctrl-C) lets the change in
+// (primary first) for a serial phase. A failure stops its node at once; the
+// other nodes finish their changes of that phase (they run in parallel),
+// and no later phase starts. A cancelled ctx (Ctrl-C) lets the change in
 // progress finish (a file write is atomic either way) and stops.
 func Apply(ctx context.Context, p *Plan, hosts map[string]host.Host, report func(Event)) *Outcome {
 	o := &Outcome{Done: map[string][]string{}, Failed: map[string]error{}, Skipped: map[string][]string{}}
@@ -200,11 +201,20 @@ func (p *Plan) beforeNode(ctx context.Context, hosts map[string]host.Host, n Nod
 			touches = true
 		}
 	}
-	if !touches || p.cluster.primaryOf(p.cluster.views(ctx, hosts)) != n.Name {
+	if !touches {
+		return nil
+	}
+	switch p.cluster.primaryOf(p.cluster.views(ctx, hosts)) {
+	case "":
+		return fmt.Errorf("%s: no majority of Sentinels names a primary now; not restarting its Redis", n.Name)
+	case n.Name:
+	default:
 		return nil
 	}
 	start := time.Now()
-	to, err := p.cluster.failoverFrom(ctx, hosts, n.Name)
+	// Once started, the switchover runs to its end even on Ctrl-C: stopping
+	// between the write pause and the failover would leave writes paused.
+	to, err := p.cluster.failoverFrom(context.WithoutCancel(ctx), hosts, n.Name)
 	if err == nil {
 		p.cluster.handedOver(n.Name, to)
 	}
@@ -229,7 +239,7 @@ func (p *Plan) afterNode(ctx context.Context, hosts map[string]host.Host, n Node
 		// persist that; after the restart its running config is its file,
 		// so CONFIG REWRITE adds only replicaof.
 		start := time.Now()
-		err := p.cluster.rejoin(ctx, hosts[n.Name], n.Name, to)
+		err := p.cluster.rejoin(context.WithoutCancel(ctx), hosts[n.Name], n.Name, to)
 		report(Event{Node: n.Name, Change: &ResourceChange{ID: "rejoin", Kind: "cluster", Phase: phase,
 			Change: &modules.Change{Action: modules.Run, Summary: "REPLICAOF " + to + " and CONFIG REWRITE: the old primary rejoins as a replica"}},
 			Err: err, Duration: time.Since(start)})

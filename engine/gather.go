@@ -86,8 +86,10 @@ func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec
 	}
 	if res.Code != 0 {
 		msg := strings.TrimSpace(string(res.Stderr))
-		if !sec.IsZero() {
-			msg = strings.ReplaceAll(msg, sec.Value(), secret.Shown)
+		for _, v := range []secret.Secret{sec, sec.Previous()} {
+			if !v.IsZero() {
+				msg = strings.ReplaceAll(msg, v.Value(), secret.Shown)
+			}
 		}
 		return nil, fmt.Errorf("reading facts: the fact script exited %d: %s", res.Code, msg)
 	}

@@ -12,7 +12,7 @@ import (
 	"hastack.dev/hastack/modules"
 )
 
-// FormatVersion is the version of the JSON plan (docs/plan-json.md).
+// FormatVersion is the version of the JSON plan (docs/plan.md).
 const FormatVersion = "1"
 
 // Plan is one cluster's changes. It holds no secret: a file's diff shows
@@ -32,8 +32,9 @@ type Plan struct {
 type NodePlan struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	// Fingerprint covers what was read on the node and what was rendered
-	// for it: a saved plan is refused once either moved.
+	// Fingerprint covers what was rendered for the node, the changes
+	// planned for it and its Redis role: a saved plan is refused once
+	// applying it would do something else than it shows.
 	Fingerprint string            `json:"fingerprint"`
 	Changes     []*ResourceChange `json:"changes"`
 }

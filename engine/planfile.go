@@ -8,7 +8,7 @@ import (
 )
 
 // PlanFile is the JSON form of a plan: what `plan -json` prints and
-// `plan -out` saves. It is documented in docs/plan-json.md. No secret is in
+// `plan -out` saves. It is documented in docs/plan.md. No secret is in
 // it: diffs show "(sensitive)", fingerprints are keyed with the password.
 type PlanFile struct {
 	FormatVersion string    `json:"format_version"`

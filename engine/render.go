@@ -57,14 +57,20 @@ type NodeSpec struct {
 // exists there.
 const virtualDir = "/hastack-embedded"
 
-var (
-	stackOnce sync.Map // *cue.Context → cue.Value of package hastack.dev/stacks/hsts
-)
+// lastStack caches the stack built for the latest context: a run renders
+// several times in one context; keeping older contexts would only grow.
+var lastStack struct {
+	sync.Mutex
+	ctx *cue.Context
+	v   cue.Value
+}
 
 // stackFor builds the embedded stack package in ctx (once per context).
 func stackFor(ctx *cue.Context) (cue.Value, error) {
-	if v, ok := stackOnce.Load(ctx); ok {
-		return v.(cue.Value), nil
+	lastStack.Lock()
+	defer lastStack.Unlock()
+	if lastStack.ctx == ctx {
+		return lastStack.v, nil
 	}
 	ov := map[string]load.Source{
 		virtualDir + "/cue.mod/module.cue": load.FromString("module: \"hastack.dev/embedded\"\nlanguage: version: \"v0.14.0\"\n"),
@@ -98,7 +104,7 @@ func stackFor(ctx *cue.Context) (cue.Value, error) {
 		return cue.Value{}, fmt.Errorf("embedded stack: %v", v.Err())
 	}
 	v = v.LookupPath(cue.ParsePath("stack"))
-	stackOnce.Store(ctx, v)
+	lastStack.ctx, lastStack.v = ctx, v
 	return v, nil
 }
 

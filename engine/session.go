@@ -33,10 +33,8 @@ func (o Options) trace(step string, start time.Time) {
 
 // Session is one run: connections open, facts gathered, plans made.
 type Session struct {
-	Plans    []*Plan
-	Secrets  []secret.Secret // one per plan
-	hosts    []map[string]host.Host
-	rendered []*Rendered
+	Plans []*Plan
+	hosts []map[string]host.Host
 }
 
 // NodeErrors lists the nodes that could not be reached or read.
@@ -150,8 +148,6 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		}
 		opts.trace("diff", t0)
 		s.Plans = append(s.Plans, plan)
-		s.Secrets = append(s.Secrets, sec)
-		s.rendered = append(s.rendered, r)
 	}
 	if len(nodeErrs) > 0 {
 		sort.Slice(nodeErrs, func(i, j int) bool {

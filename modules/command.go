@@ -74,7 +74,8 @@ func (commandModule) Probe(r *Resource) (Probe, error) {
 }
 
 // stampOf is keyed with the password, so a stamp says nothing about it to
-// someone who can read the node but does not know it.
+// someone who does not know it (and the file is root's alone, so nobody can
+// test guesses against it offline).
 func stampOf(s commandSpec, sec secret.Secret) string {
 	m := hmac.New(sha256.New, []byte("hastack-stamp:"+sec.Value()))
 	m.Write([]byte(s.Cmd + "\x00" + string(secret.Fill([]byte(s.Stdin), sec))))
@@ -147,7 +148,9 @@ func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
 		if stamp == "" {
 			return nil
 		}
-		_, err := run(ctx, h, fmt.Sprintf("mkdir -p %s && echo %s > %s", StampDir, stamp, stampPath(r.ID)), nil, sec)
+		// Private: a stamp is keyed with the password, and a guess could be
+		// checked against it offline.
+		_, err := run(ctx, h, fmt.Sprintf("umask 077 && mkdir -p %s && chmod 700 %s %s && echo %s > %s", StampDir, hastackDir, StampDir, stamp, stampPath(r.ID)), nil, sec)
 		return err
 	}
 	return c, nil

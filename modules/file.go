@@ -63,10 +63,10 @@ func fileChange(p, owner, group, mode string, nf *NodeFacts, want string, sec se
 	if have == nil {
 		c.Action = Create
 		c.Summary = fmt.Sprintf("create %s (%s:%s %s)", p, owner, group, mode)
-		c.Diff = mask(UnifiedDiff(p, "", want), sec)
+		c.Diff = maskDiff(UnifiedDiff(p, "", want), sec)
 	} else {
 		if d := UnifiedDiff(p, string(have.Data), want); d != "" {
-			c.Diff = mask(d, sec)
+			c.Diff = maskDiff(d, sec)
 			notes = append(notes, "content")
 		}
 		if uint64(have.Mode) != perm {
@@ -99,10 +99,46 @@ func writeFile(ctx context.Context, h host.Host, f host.File) error {
 // mask hides the secret in display text.
 func mask(s string, sec secret.Secret) string {
 	s = secret.Mask(s)
-	for _, v := range []secret.Secret{sec, sec.Previous()} {
+	vs := []secret.Secret{sec, sec.Previous()}
+	if len(sec.Previous().Value()) > len(sec.Value()) {
+		vs[0], vs[1] = vs[1], vs[0] // longest first
+	}
+	for _, v := range vs {
 		if !v.IsZero() {
 			s = strings.ReplaceAll(s, v.Value(), secret.Shown)
 		}
 	}
 	return s
+}
+
+// maskDiff hides, beyond the cluster's passwords, the value of every line
+// that carries one, whatever it is: a password found on the node (an old
+// one, one set by hand) or a hash of one (Redis's "user ... #<sha256>").
+func maskDiff(d string, sec secret.Secret) string {
+	lines := strings.Split(mask(d, sec), "\n")
+	for i, l := range lines {
+		if len(l) < 2 || strings.HasPrefix(l, "---") || strings.HasPrefix(l, "+++") || strings.HasPrefix(l, "@@") {
+			continue
+		}
+		if k, ok := sensitiveKey(l[1:]); ok {
+			lines[i] = l[:1] + k + " " + secret.Shown
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sensitiveKey returns the part of a config line before its secret value.
+func sensitiveKey(line string) (string, bool) {
+	t := strings.Fields(line)
+	switch {
+	case len(t) >= 2 && (strings.EqualFold(t[0], "requirepass") || strings.EqualFold(t[0], "masterauth")):
+		return t[0], true
+	case len(t) >= 3 && strings.EqualFold(t[0], "user"):
+		return t[0] + " " + t[1], true
+	case len(t) >= 3 && strings.EqualFold(t[0], "sentinel") && (strings.EqualFold(t[1], "auth-pass") || strings.EqualFold(t[1], "sentinel-pass")):
+		return strings.Join(t[:2], " "), true
+	case len(t) >= 3 && t[0] == "tcp-check" && t[1] == "send" && strings.HasPrefix(t[2], "AUTH"):
+		return "tcp-check send AUTH", true
+	}
+	return "", false
 }

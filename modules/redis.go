@@ -9,8 +9,10 @@ import (
 
 // RedisPrelude defines redisq, the Redis CLI (asredis, as 003 uses, or
 // redis-cli) authenticated with the cluster password, and redism HOST PORT
-// CMDS, which sends several newline-separated commands on one connection;
-// during a rotation both fall back to the previous password. Scripts that use it are sent on
+// CMDS, which sends several newline-separated commands on one connection on
+// redis-cli's stdin (use it for any command that carries a password: a
+// function's arguments are on no process's command line); during a
+// rotation both fall back to the previous password. Scripts that use it are sent on
 // stdin (sh -s) after secret.Fill, so no password is ever on a command line.
 const RedisPrelude = `HASTACK_PW='` + secret.Placeholder + `'
 HASTACK_PW_OLD='` + secret.PreviousPlaceholder + `'

@@ -59,7 +59,7 @@ func (serviceModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		}
 		env.Stopped[u] = true
 		return &Change{Action: Stop, Summary: "stop " + u, Reason: reason,
-			Commands: []string{"systemctl stop " + u}, apply: systemctl("stop", u, false)}, nil
+			Commands: []string{"systemctl stop " + u}, apply: systemctl("stop", u)}, nil
 	}
 	var cmds []string
 	var act Action
@@ -107,7 +107,7 @@ func MarkPending(units []string) string {
 	return "mkdir -p " + PendingDir + " && touch " + strings.Join(q, " ")
 }
 
-func systemctl(verb, unit string, _ bool) func(context.Context, host.Host) error {
+func systemctl(verb, unit string) func(context.Context, host.Host) error {
 	return func(ctx context.Context, h host.Host) error {
 		_, err := run(ctx, h, "systemctl "+verb+" "+Quote(unit), nil, secret.Secret{})
 		return err

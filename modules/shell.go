@@ -27,7 +27,11 @@ func run(ctx context.Context, h host.Host, cmd string, stdin []byte, sec secret.
 	if stdin != nil {
 		in = bytes.NewReader(stdin)
 	}
-	res, err := h.Run(ctx, string(secret.Fill([]byte(cmd), sec)), in)
+	// A password is filled into stdin only: a command line shows in ps.
+	if strings.Contains(cmd, "@@hastack:") {
+		return host.Result{}, fmt.Errorf("hastack bug: a secret placeholder in a command line")
+	}
+	res, err := h.Run(ctx, cmd, in)
 	if err != nil {
 		return res, err
 	}

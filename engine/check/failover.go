@@ -89,18 +89,20 @@ func (c *Checker) Failover(ctx context.Context, settle time.Duration) (Drill, Re
 	}()
 	newIP, err := c.watchPromotion(ctx, watcher, pip, d.Pause+5*time.Second)
 	d.NoPrimary = time.Since(start)
+	// After the pause the report before the drill is stale: report the
+	// cluster as it is now.
 	if err != nil {
 		<-slept
-		return d, before, err
+		return d, c.Health(ctx), err
 	}
 	promoted := time.Now()
 	d.NewPrimary = c.nodeByIP(newIP)
 	c.logf("drill: %s was promoted; the cluster had no primary for %.3fs", d.NewPrimary, d.NoPrimary.Seconds())
 	if err := <-slept; err != nil {
-		return d, before, fmt.Errorf("%s: DEBUG SLEEP: %w", d.OldPrimary, err)
+		return d, c.Health(ctx), fmt.Errorf("%s: DEBUG SLEEP: %w", d.OldPrimary, err)
 	}
 	if err := c.waitRejoin(ctx, d.OldPrimary, newIP, 60*time.Second); err != nil {
-		return d, before, err
+		return d, c.Health(ctx), err
 	}
 	d.Rejoin = time.Since(promoted)
 	c.logf("drill: %s rejoined as a replica of %s, link up, %.3fs after the promotion", d.OldPrimary, d.NewPrimary, d.Rejoin.Seconds())

@@ -28,7 +28,7 @@ func runPlan(env *Env, args []string) int {
 	fs.SetOutput(env.Stderr)
 	var rf remoteFlags
 	rf.register(fs)
-	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan-json.md) instead of text")
+	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan.md) instead of text")
 	out := fs.String("out", "", "save the plan to this file, for `hastack apply FILE`")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when nothing changes, 2 when something does, 1 on error")
 	fs.Usage = func() {

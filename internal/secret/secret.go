@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"unicode"
@@ -182,9 +183,13 @@ func (r *Redactor) Flush() error {
 	return err
 }
 
+// redact replaces the longest secrets first: were one a part of another,
+// replacing the shorter first would leave pieces of the longer.
 func (r *Redactor) redact(b []byte) []byte {
+	ss := append([][]byte(nil), r.secrets...)
+	sort.Slice(ss, func(i, j int) bool { return len(ss[i]) > len(ss[j]) })
 	out := append([]byte(nil), b...)
-	for _, s := range r.secrets {
+	for _, s := range ss {
 		out = bytes.ReplaceAll(out, s, []byte(Shown))
 	}
 	return out
