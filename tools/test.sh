@@ -11,4 +11,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 go version
 go vet ./...
-go test -count=1 -timeout 60m ./... 2>&1 | tee /tmp/hastack-test.log
+# One package and one test at a time: the end-to-end tests start real
+# clusters in namespaces, and on a 2-core machine several at once only make
+# each slower and flakier.
+go test -count=1 -p 1 -parallel 1 -timeout 60m ./... 2>&1 | tee /tmp/hastack-test.log

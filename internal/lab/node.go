@@ -108,7 +108,7 @@ func (l *Lab) bootNode(ctx context.Context, n *Node) (*os.Process, error) {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }() // reap unshare whenever it ends
 
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	fail := func(what string) error {
 		log, _ := os.ReadFile(filepath.Join(n.Dir, "boot.log"))
 		return fmt.Errorf("%s; boot.log:\n%s", what, bytes.TrimSpace(log))
@@ -122,7 +122,7 @@ func (l *Lab) bootNode(ctx context.Context, n *Node) (*os.Process, error) {
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return cmd.Process, fail("sshd did not come up in 30s")
+			return cmd.Process, fail("sshd did not come up in 60s")
 		}
 		if n.PID == 0 {
 			n.PID = sshdChild(cmd.Process.Pid)
