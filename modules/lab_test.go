@@ -290,3 +290,16 @@ func TestLabAsconf(t *testing.T) {
 		}
 	}
 }
+
+func TestLabDir(t *testing.T) {
+	n := startNode(t)
+	r := resource(t, "dir", "dir:/opt/hastack-test", map[string]string{"path": "/opt/hastack-test", "owner": "asperadaemon", "group": "aspadmins"})
+	n.exec(t, "mkdir", "-p", "/opt/hastack-test")
+	c := n.converge(t, r, nil)
+	if c.Action != Update || !strings.Contains(c.Summary, "now root:root") {
+		t.Errorf("change: %+v", c)
+	}
+	if got := strings.TrimSpace(n.exec(t, "stat", "-c", "%U:%G", "/opt/hastack-test")); got != "asperadaemon:aspadmins" {
+		t.Errorf("owner %q after apply", got)
+	}
+}
