@@ -3,8 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,20 +21,12 @@ func init() {
 }
 
 func runApply(env *Env, args []string) int {
-	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flags(env, "apply", "[flags] [DIR | PLANFILE]")
 	var rf remoteFlags
 	rf.register(fs)
 	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: hastack apply [flags] [DIR | PLANFILE]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	arg, ok := oneDir(fs)
 	if !ok {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -25,22 +23,14 @@ func init() {
 // runCheck exits 0 when every check of every cluster passed, 1 otherwise,
 // 2 on usage errors. See docs/check.md.
 func runCheck(env *Env, args []string) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flags(env, "check", "[flags] [DIR]")
 	var rf remoteFlags
 	rf.register(fs)
 	failover := fs.Bool("failover", false, "run the failover drill (003 step 12): pause the primary with DEBUG SLEEP, see a replica promoted, see the old primary rejoin; needs redis: debugCommand: \"yes\"")
 	replication := fs.Bool("replication", false, "run the replication drill (003 step 13): add a test Node API user on one node, list it on another, delete it on a third")
 	wait := fs.Duration("wait", 0, "retry the checks until they pass or this long has passed (e.g. 30s, right after an apply)")
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: hastack check [flags] [DIR]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	dir, ok := oneDir(fs)
 	if !ok {

@@ -3,6 +3,8 @@
 package cli
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -76,4 +78,28 @@ func usage(w io.Writer) {
 	}
 	b.WriteString("\nRun 'hastack <command> -h' for a command's flags.\n")
 	io.WriteString(w, b.String())
+}
+
+// flags makes a command's flag set; -h prints "usage: hastack NAME USAGE"
+// and the flags to stderr.
+func flags(env *Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: hastack %s %s\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args. When ok is false the command returns code: 0 after
+// -h, ExitUsage after a bad flag (the flag package has said why).
+func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	return 0, true
 }

@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -24,22 +22,14 @@ func init() {
 // runPlan exits 0 when the plan was made (with -detailed-exitcode: 0 no
 // changes, 2 changes), 1 on any error, 2 on usage errors.
 func runPlan(env *Env, args []string) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flags(env, "plan", "[flags] [DIR]")
 	var rf remoteFlags
 	rf.register(fs)
 	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan.md) instead of text")
 	out := fs.String("out", "", "save the plan to this file, for `hastack apply FILE`")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when nothing changes, 2 when something does, 1 on error")
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: hastack plan [flags] [DIR]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	dir, ok := oneDir(fs)
 	if !ok {

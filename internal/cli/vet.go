@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -22,18 +21,10 @@ func init() {
 // config names is present, the password is checked too (never printed).
 // Valid: prints nothing, exit 0. Invalid: exit 1. Usage errors: exit 2.
 func runVet(env *Env, args []string) int {
-	fs := flag.NewFlagSet("vet", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flags(env, "vet", "[--format=text|github] [DIR]")
 	format := fs.String("format", "text", "output format: text (file:line:col: path: message on stderr) or github (annotations on stdout)")
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: hastack vet [--format=text|github] [DIR]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	if *format != "text" && *format != "github" {
 		fmt.Fprintf(env.Stderr, "hastack vet: unknown format %q (text or github)\n", *format)
