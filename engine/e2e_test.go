@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +114,57 @@ func TestLabInterruptedApplyConverges(t *testing.T) {
 	s3, _ := labRun(t, l, dir, false)
 	if txt := planText(s3); !strings.Contains(txt, "No changes.") {
 		t.Fatalf("the run after the interrupt did not converge:\n%s", txt)
+	}
+}
+
+// A node that cannot be reached stops plan, naming it; with AllowPartial
+// the others are planned and applied, and the unreached node is untouched.
+func TestLabAllowPartial(t *testing.T) {
+	l := lab.Start(t, 3)
+	t.Setenv("HASTACK_REDIS_PASSWORD", testPassword)
+	dir := t.TempDir()
+	if err := l.WriteConfig(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	// node3's sshd is on 22: point its ssh.port at a closed one.
+	cue, err := os.ReadFile(dir + "/cluster.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node3 := l.Nodes[2]
+	fixed := strings.Replace(string(cue), fmt.Sprintf("{name: %q, ip: %q, ssh: user: \"root\"}", node3.Name, node3.IP),
+		fmt.Sprintf("{name: %q, ip: %q, ssh: {user: \"root\", port: 2}}", node3.Name, node3.IP), 1)
+	if fixed == string(cue) {
+		t.Fatalf("could not find node3 in the config:\n%s", cue)
+	}
+	if err := os.WriteFile(dir+"/cluster.cue", []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, probs, err := config.Load(dir)
+	if err != nil || len(probs) > 0 {
+		t.Fatalf("load: %v %v", err, probs)
+	}
+	opts := Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext, ConnectTimeout: 3 * time.Second}}
+	ctx := context.Background()
+	if _, err := Prepare(ctx, cfg, opts); err == nil || !strings.Contains(err.Error(), "node3") {
+		t.Fatalf("plan with node3 unreachable: %v, want an error naming node3", err)
+	}
+	opts.AllowPartial = true
+	s, err := Prepare(ctx, cfg, opts)
+	if err != nil {
+		t.Fatalf("partial plan: %v", err)
+	}
+	defer s.Close()
+	if len(s.Unreached) != 1 || s.Unreached[0].Node != "node3" || len(s.Plans[0].Nodes) != 2 {
+		t.Fatalf("unreached %v, planned %d nodes; want node3 left out and 2 planned", s.Unreached, len(s.Plans[0].Nodes))
+	}
+	for _, o := range s.Apply(ctx, func(Event) {}) {
+		if o.Err() != nil {
+			t.Fatalf("partial apply: %v %v", o.Err(), o.Failed)
+		}
+	}
+	out, err := l.Exec(ctx, "node3", "cat", "/opt/aspera/etc/aspera.conf")
+	if err != nil || strings.Contains(string(out), "ha_redis") {
+		t.Fatalf("node3 was changed (or unreadable: %v):\n%s", err, out)
 	}
 }

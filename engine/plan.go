@@ -88,7 +88,8 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*
 		secret: sec,
 		gate:   time.Duration(r.Cluster.GateTimeoutS) * time.Second,
 	}
-	for _, n := range r.Nodes {
+	// Every node of the cluster, reached or not: a majority is of them all.
+	for _, n := range r.Cluster.Nodes {
 		plan.cluster.ips[n.Name] = n.IP
 	}
 	for _, n := range r.Nodes {

@@ -15,6 +15,7 @@ type PlanFile struct {
 	CreatedAt     time.Time `json:"created_at"`
 	ConfigDir     string    `json:"config_dir"` // absolute; apply reloads it
 	Clusters      []*Plan   `json:"clusters"`
+	Unreached     []string  `json:"unreached,omitempty"` // "cluster/node" left out by -allow-partial
 	Summary       Summ      `json:"summary"`
 }
 

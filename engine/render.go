@@ -155,3 +155,15 @@ func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[st
 	}
 	return r, nil
 }
+
+// only keeps the nodes that have facts (a partial run).
+func (r *Rendered) only(facts map[string]*Facts) *Rendered {
+	out := *r
+	out.Nodes = nil
+	for _, n := range r.Nodes {
+		if facts[n.Name] != nil {
+			out.Nodes = append(out.Nodes, n)
+		}
+	}
+	return &out
+}

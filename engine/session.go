@@ -21,6 +21,10 @@ type Options struct {
 	Connect func(ctx context.Context, n NodeSpec) (host.Host, error)
 	// Clusters limits the run to these cluster names (all when empty).
 	Clusters []string
+	// AllowPartial plans (and so applies) for the nodes that could be read
+	// when others cannot be reached: for recovery only. Rollout gates still
+	// ask for a majority of all the cluster's Sentinels.
+	AllowPartial bool
 	// Trace, when set, is told how long each step took (HASTACK_TIMING=1).
 	Trace func(step string, d time.Duration)
 }
@@ -34,7 +38,9 @@ func (o Options) trace(step string, start time.Time) {
 // Session is one run: connections open, facts gathered, plans made.
 type Session struct {
 	Plans []*Plan
-	hosts []map[string]host.Host
+	// Unreached lists the nodes left out with Options.AllowPartial.
+	Unreached NodeErrors
+	hosts     []map[string]host.Host
 }
 
 // NodeErrors lists the nodes that could not be reached or read.
@@ -111,16 +117,16 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		for name, e := range errs {
 			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
 		}
-		if len(errs) > 0 {
+		if len(errs) > 0 && (!opts.AllowPartial || len(hosts) == 0) {
 			continue
 		}
 		t0 = time.Now()
-		facts, errs := Gather(ctx, r, hosts, sec)
+		facts, gerrs := Gather(ctx, r, hosts, sec)
 		opts.trace("gather", t0)
-		for name, e := range errs {
+		for name, e := range gerrs {
 			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
 		}
-		if len(errs) > 0 {
+		if len(gerrs) > 0 && (!opts.AllowPartial || len(facts) == 0) {
 			continue
 		}
 		p, err := LivePrimary(cl, facts)
@@ -142,6 +148,9 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 			opts.trace("render again", t0)
 		}
 		t0 = time.Now()
+		if len(facts) < len(r.Nodes) {
+			r = r.only(facts) // AllowPartial: plan for the nodes that answered
+		}
 		plan, err := Diff(r, p, facts, sec)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
@@ -149,6 +158,18 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		opts.trace("diff", t0)
 		s.Plans = append(s.Plans, plan)
 	}
+	sortNodeErrors(nodeErrs)
+	if len(nodeErrs) > 0 && opts.AllowPartial && len(s.Plans) > 0 {
+		s.Unreached = nodeErrs
+		return s, nil
+	}
+	if len(nodeErrs) > 0 {
+		return nil, nodeErrs
+	}
+	return s, nil
+}
+
+func sortNodeErrors(nodeErrs NodeErrors) {
 	if len(nodeErrs) > 0 {
 		sort.Slice(nodeErrs, func(i, j int) bool {
 			if nodeErrs[i].Cluster != nodeErrs[j].Cluster {
@@ -156,9 +177,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 			}
 			return nodeErrs[i].Node < nodeErrs[j].Node
 		})
-		return nil, nodeErrs
 	}
-	return s, nil
 }
 
 // LocalHost as a node's ssh.host runs that node's commands on this

@@ -46,6 +46,9 @@ func runPlan(env *Env, args []string) int {
 	defer s.Close()
 	abs, _ := filepath.Abs(dir)
 	pf := engine.NewPlanFile(abs, s.Plans)
+	for _, u := range s.Unreached {
+		pf.Unreached = append(pf.Unreached, u.Cluster+"/"+u.Node)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")

@@ -24,6 +24,7 @@ type remoteFlags struct {
 	acceptNew    bool
 	insecureKeys bool
 	clusters     listFlag
+	partial      bool
 }
 
 type listFlag []string
@@ -37,6 +38,7 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "trust and record host keys of nodes not yet in known_hosts (a changed key is still refused)")
 	fs.BoolVar(&r.insecureKeys, "insecure-ignore-host-keys", false, "do not verify host keys at all (never in production)")
 	fs.Var(&r.clusters, "cluster", "only this cluster (repeatable)")
+	fs.BoolVar(&r.partial, "allow-partial", false, "for recovery: when some nodes cannot be reached, plan and apply for the others (rollouts still wait for a majority of all Sentinels)")
 }
 
 // options builds the engine's options. With $HASTACK_LAB naming a local
@@ -73,7 +75,7 @@ func (r *remoteFlags) options() (engine.Options, error) {
 			c.IdentityFiles = []string{l.Identity}
 		}
 	}
-	return engine.Options{SSH: c, Clusters: r.clusters}, nil
+	return engine.Options{SSH: c, Clusters: r.clusters, AllowPartial: r.partial}, nil
 }
 
 // prepare loads and validates dir, makes every stream redact the cluster
@@ -103,6 +105,9 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags) (
 		}
 	}
 	s, err := engine.Prepare(ctx, cfg, opts)
+	if err == nil && len(s.Unreached) > 0 {
+		fmt.Fprintf(env.Stderr, "hastack %s: -allow-partial: these nodes are left out and will not be changed:\n%v\n", name, s.Unreached)
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
 		fmt.Fprintf(env.Stderr, "hastack %s: nothing was changed on any node\n", name)
