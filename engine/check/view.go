@@ -254,18 +254,31 @@ func (c *Checker) firewall(v view) (bool, string) {
 	if !strings.Contains("\n"+v.secs["input"].body, "\n"+jump+"\n") {
 		return false, fmt.Sprintf("INPUT does not jump to chain %s: Redis and Sentinel ports are open to everyone", Chain)
 	}
+	// A rule before the jump could accept anyone first.
+	for _, l := range strings.Split(v.secs["input"].body, "\n") {
+		if strings.HasPrefix(l, "-A INPUT") {
+			if l != jump {
+				return false, fmt.Sprintf("INPUT has %q before the jump to chain %s, which may let anyone in first", l, Chain)
+			}
+			break
+		}
+	}
 	chain := v.secs["chain"].body
 	var missing []string
 	for _, p := range []int{cl.RedisPort, cl.SentinelPort} {
+		last := -1
 		for _, n := range cl.Nodes {
 			rule := fmt.Sprintf("-A %s -s %s/32 -p tcp -m tcp --dport %d -j ACCEPT", Chain, n.IP, p)
-			if !strings.Contains(chain, rule+"\n") {
+			i := strings.Index(chain, rule+"\n")
+			if i < 0 {
 				missing = append(missing, rule)
 			}
+			last = max(last, i)
 		}
+		// The REJECT must come after every ACCEPT, or it shuts the cluster out.
 		rule := fmt.Sprintf("-A %s -p tcp -m tcp --dport %d -j REJECT", Chain, p)
-		if !strings.Contains(chain, rule) {
-			missing = append(missing, rule)
+		if i := strings.Index(chain, rule); i < 0 || i < last {
+			missing = append(missing, rule+" (after the ACCEPTs)")
 		}
 	}
 	if len(missing) > 0 {
