@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/crypto/scrypt"
+
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
 )
@@ -17,7 +19,7 @@ const FormatVersion = "1"
 
 // Plan is one cluster's changes. It holds no secret: a file's diff shows
 // secret.Shown where the password stands, and fingerprints are keyed with
-// the password.
+// a key derived from the password and the plan's salt (FingerprintKey).
 type Plan struct {
 	Cluster string     `json:"cluster"`
 	Design  string     `json:"design"`
@@ -80,7 +82,8 @@ func (c *Counts) Add(p *Plan) {
 func (c Counts) Empty() bool { return c.Create+c.Update+c.Delete+c.Run+c.Services == 0 }
 
 // Diff compares the rendered state with the facts of every node.
-func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*Plan, error) {
+// fpKey keys the nodes' fingerprints (see FingerprintKey).
+func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret, fpKey []byte) (*Plan, error) {
 	plan := &Plan{Cluster: r.Cluster.Name, Design: r.Cluster.Design, Primary: p, Phases: r.Phases}
 	plan.cluster = cluster{
 		tp:     topoParams{r.Cluster.RedisPort, r.Cluster.SentinelPort, r.Cluster.PrimarySet},
@@ -143,7 +146,7 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*
 				np.Changes = append(np.Changes, c)
 			}
 		}
-		np.Fingerprint = fingerprint(n, f, np.Changes, sec)
+		np.Fingerprint = fingerprint(n, f, np.Changes, fpKey)
 		plan.Nodes = append(plan.Nodes, np)
 	}
 	return plan, nil
@@ -155,8 +158,8 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret) (*
 // (epochs, known-sentinel, ...) and Sentinels discover each other for
 // seconds after a start, so a plan saved right after an apply was refused
 // as stale although applying it would do exactly what it showed.
-func fingerprint(n NodeSpec, f *Facts, changes []*ResourceChange, sec secret.Secret) string {
-	m := hmac.New(sha256.New, []byte("hastack-plan:"+sec.Value()))
+func fingerprint(n NodeSpec, f *Facts, changes []*ResourceChange, key []byte) string {
+	m := hmac.New(sha256.New, key)
 	role := [2]string{f.Topology.RedisRole, f.Topology.RedisPrimary}
 	for _, v := range []any{n, changes, role} {
 		b, _ := json.Marshal(v)
@@ -164,4 +167,16 @@ func fingerprint(n NodeSpec, f *Facts, changes []*ResourceChange, sec secret.Sec
 		m.Write([]byte{0})
 	}
 	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// FingerprintKey derives the key of a plan's fingerprints from the cluster
+// password and the plan's random salt. scrypt makes each guess of the
+// password against a saved plan file cost tens of milliseconds: the
+// fingerprints cover data that is mostly in the file itself.
+func FingerprintKey(sec secret.Secret, salt []byte) []byte {
+	k, err := scrypt.Key([]byte(sec.Value()), append([]byte("hastack-plan:"), salt...), 1<<14, 8, 1, 32)
+	if err != nil {
+		panic(err) // only for invalid parameters, which are constants here
+	}
+	return k
 }

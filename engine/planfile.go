@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,7 +17,9 @@ type PlanFile struct {
 	ConfigDir     string    `json:"config_dir"` // absolute; apply reloads it
 	Clusters      []*Plan   `json:"clusters"`
 	Unreached     []string  `json:"unreached,omitempty"` // "cluster/node" left out by -allow-partial
-	Summary       Summ      `json:"summary"`
+	// FingerprintSalt keys the fingerprints, with the password (scrypt).
+	FingerprintSalt string `json:"fingerprint_salt"`
+	Summary         Summ   `json:"summary"`
 }
 
 // Summ is the counts of a plan file.
@@ -31,13 +34,14 @@ type Summ struct {
 	Changes       bool `json:"changes"`
 }
 
-// NewPlanFile wraps plans.
-func NewPlanFile(dir string, plans []*Plan) *PlanFile {
+// NewPlanFile wraps a session's plans.
+func NewPlanFile(dir string, s *Session) *PlanFile {
+	plans := s.Plans
 	var c Counts
 	for _, p := range plans {
 		c.Add(p)
 	}
-	return &PlanFile{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC(), ConfigDir: dir, Clusters: plans,
+	return &PlanFile{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC(), ConfigDir: dir, Clusters: plans, FingerprintSalt: hex.EncodeToString(s.Salt),
 		Summary: Summ{c.Nodes, c.Create, c.Update, c.Delete, c.Run, c.Unpredictable, c.Services, !c.Empty()}}
 }
 
@@ -81,4 +85,13 @@ func (pf *PlanFile) Stale(fresh []*Plan) string {
 		}
 	}
 	return ""
+}
+
+// Salt is the saved plan's fingerprint salt.
+func (pf *PlanFile) Salt() ([]byte, error) {
+	b, err := hex.DecodeString(pf.FingerprintSalt)
+	if err != nil || len(b) == 0 {
+		return nil, fmt.Errorf("the saved plan has no valid fingerprint_salt")
+	}
+	return b, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sort"
 	"strings"
@@ -25,6 +26,9 @@ type Options struct {
 	// when others cannot be reached: for recovery only. Rollout gates still
 	// ask for a majority of all the cluster's Sentinels.
 	AllowPartial bool
+	// PlanSalt is the fingerprint salt of a saved plan being applied; a
+	// new plan gets a random one.
+	PlanSalt []byte
 	// Trace, when set, is told how long each step took (HASTACK_TIMING=1).
 	Trace func(step string, d time.Duration)
 }
@@ -38,6 +42,8 @@ func (o Options) trace(step string, start time.Time) {
 // Session is one run: connections open, facts gathered, plans made.
 type Session struct {
 	Plans []*Plan
+	// Salt keyed the fingerprints (with the password): saved with the plan.
+	Salt []byte
 	// Unreached lists the nodes left out with Options.AllowPartial.
 	Unreached NodeErrors
 	hosts     []map[string]host.Host
@@ -71,7 +77,11 @@ func (e NodeErrors) Error() string {
 // gathers facts, finds the live primary and diffs. On error the session is
 // closed.
 func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session, err error) {
-	s := &Session{}
+	s := &Session{Salt: opts.PlanSalt}
+	if s.Salt == nil {
+		s.Salt = make([]byte, 16)
+		rand.Read(s.Salt)
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -86,6 +96,10 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		if err != nil {
 			return nil, err
 		}
+		// scrypt takes tens of milliseconds of CPU: do it while the nodes
+		// are being reached and read.
+		fpKey := make(chan []byte, 1)
+		go func() { fpKey <- FingerprintKey(sec, s.Salt) }()
 		// Render for the common case, a running cluster whose primary is
 		// the configured one; render again only when the facts say
 		// otherwise. Every render reads the same facts.
@@ -151,7 +165,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		if len(facts) < len(r.Nodes) {
 			r = r.only(facts) // AllowPartial: plan for the nodes that answered
 		}
-		plan, err := Diff(r, p, facts, sec)
+		plan, err := Diff(r, p, facts, sec, <-fpKey)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 		}

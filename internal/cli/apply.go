@@ -40,8 +40,13 @@ func runApply(env *Env, args []string) int {
 		return ExitUsage
 	}
 	dir := arg
+	var salt []byte
 	if isPlan {
 		dir = saved.ConfigDir
+		if salt, err = saved.Salt(); err != nil {
+			fmt.Fprintf(env.Stderr, "hastack apply: %s: %v\n", arg, err)
+			return ExitUsage
+		}
 	}
 
 	// The first Ctrl-C lets the change in progress finish, then stops.
@@ -57,7 +62,7 @@ func runApply(env *Env, args []string) int {
 		}
 	}()
 
-	s, _, code := prepare(ctx, env, "apply", dir, &rf)
+	s, _, code := prepare(ctx, env, "apply", dir, &rf, salt)
 	if s == nil {
 		return code
 	}

@@ -39,13 +39,13 @@ func runPlan(env *Env, args []string) int {
 	defer flush(env)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	s, _, code := prepare(ctx, env, "plan", dir, &rf)
+	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil)
 	if s == nil {
 		return code
 	}
 	defer s.Close()
 	abs, _ := filepath.Abs(dir)
-	pf := engine.NewPlanFile(abs, s.Plans)
+	pf := engine.NewPlanFile(abs, s)
 	for _, u := range s.Unreached {
 		pf.Unreached = append(pf.Unreached, u.Cluster+"/"+u.Node)
 	}
