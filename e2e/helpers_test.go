@@ -59,10 +59,21 @@ func newCluster(t *testing.T, n int, extra string) *cluster {
 // hastack runs the CLI in-process and returns its exit code and output.
 func (c *cluster) hastack(args ...string) (int, string) {
 	c.t.Helper()
+	return runHastack(c.t, c.lab.Dir, c.dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, args...)
+}
+
+// runHastack runs the CLI (this test binary, see TestMain) on the config in
+// dir against the lab, with env (the passwords), logs what it printed and
+// fails the test if it printed any of env's values.
+func runHastack(t *testing.T, labDir, dir string, env map[string]string, args ...string) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], append(args, c.dir)...)
-	cmd.Env = append(os.Environ(), runCLI+"=1", "HASTACK_LAB="+c.lab.Dir, "HASTACK_REDIS_PASSWORD="+testPassword)
+	cmd := exec.CommandContext(ctx, os.Args[0], append(args, dir)...)
+	cmd.Env = append(os.Environ(), runCLI+"=1", "HASTACK_LAB="+labDir)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -73,12 +84,14 @@ func (c *cluster) hastack(args ...string) (int, string) {
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	case err != nil:
-		c.t.Fatalf("hastack %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("hastack %s: %v", strings.Join(args, " "), err)
 	}
 	s := out.String()
-	c.t.Logf("hastack %s: exit %d in %.1fs\n%s", strings.Join(args, " "), code, time.Since(start).Seconds(), s)
-	if strings.Contains(s, testPassword) {
-		c.t.Errorf("hastack %s printed the password", strings.Join(args, " "))
+	t.Logf("hastack %s: exit %d in %.1fs\n%s", strings.Join(args, " "), code, time.Since(start).Seconds(), s)
+	for _, v := range env {
+		if strings.Contains(s, v) {
+			t.Errorf("hastack %s printed a password", strings.Join(args, " "))
+		}
 	}
 	return code, s
 }

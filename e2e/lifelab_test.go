@@ -3,10 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -102,29 +100,8 @@ func (c *lifeLab) configure(nodes []string, extra, secret string) {
 // $HASTACK_NEW_PASSWORD, and returns its exit code and output.
 func (c *lifeLab) run(args ...string) (int, string) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], append(args, c.dir)...)
-	cmd.Env = append(os.Environ(), runCLI+"=1", "HASTACK_LAB="+c.lab.Dir,
-		"HASTACK_REDIS_PASSWORD="+lifePassword, "HASTACK_NEW_PASSWORD="+lifeNewPassword)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		c.t.Fatalf("hastack %s: %v", strings.Join(args, " "), err)
-	}
-	s := out.String()
-	c.t.Logf("hastack %s: exit %d in %.1fs\n%s", strings.Join(args, " "), code, time.Since(start).Seconds(), s)
-	if strings.Contains(s, lifePassword) || strings.Contains(s, lifeNewPassword) {
-		c.t.Errorf("hastack %s printed a password", strings.Join(args, " "))
-	}
-	return code, s
+	return runHastack(c.t, c.lab.Dir, c.dir, map[string]string{
+		"HASTACK_REDIS_PASSWORD": lifePassword, "HASTACK_NEW_PASSWORD": lifeNewPassword}, args...)
 }
 
 func (c *lifeLab) must(want int, args ...string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,19 +121,13 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, s
 
 // redact makes env's streams hide sec from here on.
 func redact(env *Env, sec secret.Secret) {
-	if r, ok := env.Stdout.(*secret.Redactor); ok {
+	for _, w := range []*io.Writer{&env.Stdout, &env.Stderr} {
+		r, ok := (*w).(*secret.Redactor)
+		if !ok {
+			r = secret.NewRedactor(*w)
+			*w = r
+		}
 		r.Add(sec)
-	} else {
-		r := secret.NewRedactor(env.Stdout)
-		r.Add(sec)
-		env.Stdout = r
-	}
-	if r, ok := env.Stderr.(*secret.Redactor); ok {
-		r.Add(sec)
-	} else {
-		r := secret.NewRedactor(env.Stderr)
-		r.Add(sec)
-		env.Stderr = r
 	}
 }
 
