@@ -213,7 +213,8 @@ func (c *cluster) restartWindow(node string) window {
 	var f [5]int
 	fields := strings.Fields(out)
 	if len(fields) != 5 {
-		c.t.Fatalf("%s: window script printed %q", node, out)
+		log, _ := c.exec(node, "tail", "-n", "20", "/var/log/lab/haproxy.service.log")
+		c.t.Fatalf("%s: window script printed %q\nhaproxy.service.log:\n%s", node, out, log)
 	}
 	for i, s := range fields {
 		if f[i], err = strconv.Atoi(s); err != nil {

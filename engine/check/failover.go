@@ -101,10 +101,17 @@ func (c *Checker) Failover(ctx context.Context, settle time.Duration) (Drill, Re
 	if err := <-slept; err != nil {
 		return d, c.Health(ctx), fmt.Errorf("%s: DEBUG SLEEP: %w", d.OldPrimary, err)
 	}
-	if err := c.waitRejoin(ctx, d.OldPrimary, newIP, 60*time.Second); err != nil {
+	finalIP, err := c.waitRejoin(ctx, d.OldPrimary, watcher, pip, 60*time.Second)
+	if err != nil {
 		return d, c.Health(ctx), err
 	}
 	d.Rejoin = time.Since(promoted)
+	if finalIP != newIP {
+		// Sentinel retries a failover whose promotion it did not see
+		// confirmed within failover-timeout; the cluster follows the last.
+		d.NewPrimary = c.nodeByIP(finalIP)
+		c.logf("drill: the Sentinels then moved the primary to %s (a retried failover)", d.NewPrimary)
+	}
 	c.logf("drill: %s rejoined as a replica of %s, link up, %.3fs after the promotion", d.OldPrimary, d.NewPrimary, d.Rejoin.Seconds())
 	after := c.HealthWait(ctx, settle)
 	after = append(after, Result{Check: "failover", OK: true, Detail: fmt.Sprintf("%s promoted after %.3fs without a primary; %s rejoined as a replica",
@@ -151,27 +158,31 @@ echo timeout
 	return "", fmt.Errorf("no replica was promoted within %s of pausing the primary (seen from %s's Sentinel)", limit, watcher)
 }
 
-// waitRejoin polls the old primary's Redis, on its node, until it is a
-// replica of newIP with its link up.
-func (c *Checker) waitRejoin(ctx context.Context, node, newIP string, limit time.Duration) error {
+// waitRejoin polls, on the old primary's node, until its Redis is a
+// replica, link up, of the primary watcher's Sentinel names now (not
+// oldIP), and returns that primary's IP. It follows the Sentinels rather
+// than the first promotion: a failover Sentinel retried is still a
+// failover.
+func (c *Checker) waitRejoin(ctx context.Context, node, watcher, oldIP string, limit time.Duration) (string, error) {
 	cl := c.Cluster
 	b := newBoundary()
 	script := header(b) + fmt.Sprintf(`end=$(($(date +%%s) + %d))
 while [ "$(date +%%s)" -lt "$end" ]; do
+  set -- $(timeout 2 "$cli" --no-auth-warning -h %s -p %d SENTINEL get-master-addr-by-name %s 2>/dev/null </dev/null)
   i=$(timeout 2 "$cli" --no-auth-warning -h %s -p %d INFO replication 2>/dev/null </dev/null | tr -d '\r')
-  if echo "$i" | grep -qx role:slave && echo "$i" | grep -qx master_host:%s && echo "$i" | grep -qx master_link_status:up; then
-    echo rejoined; exit 0
+  if [ $# -eq 2 ] && [ "$1" != %s ] && echo "$i" | grep -qx role:slave && echo "$i" | grep -qx "master_host:$1" && echo "$i" | grep -qx master_link_status:up; then
+    echo "rejoined $1"; exit 0
   fi
   sleep 0.1
 done
-echo "$i" | grep -E '^(role|master_host|master_link_status):' | tr '\n' ' '
-`, int(limit.Seconds()), c.ipOf(node), cl.RedisPort, newIP)
+echo "Sentinel on %s names ${1:-none};" $(echo "$i" | grep -E '^(role|master_host|master_link_status):')
+`, int(limit.Seconds()), c.ipOf(watcher), cl.SentinelPort, cl.PrimarySet, c.ipOf(node), cl.RedisPort, oldIP, watcher)
 	out, err := c.run(ctx, node, script)
 	if err != nil {
-		return fmt.Errorf("%s: waiting for it to rejoin: %w", node, err)
+		return "", fmt.Errorf("%s: waiting for it to rejoin: %w", node, err)
 	}
-	if strings.TrimSpace(string(out)) == "rejoined" {
-		return nil
+	if f := strings.Fields(string(out)); len(f) == 2 && f[0] == "rejoined" {
+		return f[1], nil
 	}
-	return fmt.Errorf("%s did not rejoin as a replica of %s with its link up within %s (last seen: %s)", node, c.nodeByIP(newIP), limit, strings.TrimSpace(string(out)))
+	return "", fmt.Errorf("%s did not rejoin as a replica of the primary the Sentinels name, with its link up, within %s (last seen: %s)", node, limit, strings.TrimSpace(string(out)))
 }
