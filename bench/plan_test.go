@@ -32,7 +32,8 @@ func benchPlan(b *testing.B, n int) {
 	if err := l.WriteConfig(dir, ""); err != nil {
 		b.Fatal(err)
 	}
-	opts := engine.Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext}}
+	// As `hastack plan` without -out or -json: no fingerprints.
+	opts := engine.Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext}, NoFingerprints: true}
 
 	s := plan(b, dir, opts)
 	for _, o := range s.Apply(context.Background(), func(engine.Event) {}) {

@@ -82,7 +82,8 @@ func (c *Counts) Add(p *Plan) {
 func (c Counts) Empty() bool { return c.Create+c.Update+c.Delete+c.Run+c.Services == 0 }
 
 // Diff compares the rendered state with the facts of every node.
-// fpKey keys the nodes' fingerprints (see FingerprintKey).
+// fpKey keys the nodes' fingerprints (see FingerprintKey); nil leaves them
+// out.
 func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret, fpKey []byte) (*Plan, error) {
 	plan := &Plan{Cluster: r.Cluster.Name, Design: r.Cluster.Design, Primary: p, Phases: r.Phases}
 	plan.cluster = cluster{
@@ -146,7 +147,9 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret, fp
 				np.Changes = append(np.Changes, c)
 			}
 		}
-		np.Fingerprint = fingerprint(n, f, np.Changes, fpKey)
+		if fpKey != nil {
+			np.Fingerprint = fingerprint(n, f, np.Changes, fpKey)
+		}
 		plan.Nodes = append(plan.Nodes, np)
 	}
 	return plan, nil

@@ -29,6 +29,9 @@ type Options struct {
 	// PlanSalt is the fingerprint salt of a saved plan being applied; a
 	// new plan gets a random one.
 	PlanSalt []byte
+	// NoFingerprints leaves the nodes' fingerprints out, for a plan that is
+	// only shown: their key costs scrypt's tens of milliseconds of CPU.
+	NoFingerprints bool
 	// Trace, when set, is told how long each step took (HASTACK_TIMING=1).
 	Trace func(step string, d time.Duration)
 }
@@ -99,7 +102,11 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		// scrypt takes tens of milliseconds of CPU: do it while the nodes
 		// are being reached and read.
 		fpKey := make(chan []byte, 1)
-		go func() { fpKey <- FingerprintKey(sec, s.Salt) }()
+		if opts.NoFingerprints {
+			fpKey <- nil
+		} else {
+			go func() { fpKey <- FingerprintKey(sec, s.Salt) }()
+		}
 		// Render for the common case, a running cluster whose primary is
 		// the configured one; render again only when the facts say
 		// otherwise. Every render reads the same facts.

@@ -62,7 +62,7 @@ func runApply(env *Env, args []string) int {
 		}
 	}()
 
-	s, _, code := prepare(ctx, env, "apply", dir, &rf, salt)
+	s, _, code := prepare(ctx, env, "apply", dir, &rf, salt, isPlan)
 	if s == nil {
 		return code
 	}

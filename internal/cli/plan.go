@@ -39,7 +39,7 @@ func runPlan(env *Env, args []string) int {
 	defer flush(env)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil)
+	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil, *asJSON || *out != "")
 	if s == nil {
 		return code
 	}

@@ -82,8 +82,10 @@ func (r *remoteFlags) options() (engine.Options, error) {
 // prepare loads and validates dir, makes every stream redact the cluster
 // passwords, and plans. It prints its own errors and returns the exit code
 // to use when the session is nil.
-// salt is a saved plan's fingerprint salt (nil for a new plan).
-func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, salt []byte) (*engine.Session, *config.Config, int) {
+// salt is a saved plan's fingerprint salt (nil for a new plan);
+// fingerprints says whether the plan will be saved, printed as JSON or
+// checked against a saved one.
+func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, salt []byte, fingerprints bool) (*engine.Session, *config.Config, int) {
 	cfg, code := loadValid(env, name, dir)
 	if cfg == nil {
 		return nil, nil, code
@@ -102,6 +104,7 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, s
 		return nil, nil, ExitUsage
 	}
 	opts.PlanSalt = salt
+	opts.NoFingerprints = !fingerprints
 	if os.Getenv("HASTACK_TIMING") != "" {
 		opts.Trace = func(step string, d time.Duration) {
 			fmt.Fprintf(env.Stderr, "timing: %-12s %6.1f ms\n", step, float64(d.Microseconds())/1000)
