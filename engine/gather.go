@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -70,17 +71,42 @@ func Gather(ctx context.Context, r *Rendered, hosts map[string]host.Host, sec se
 }
 
 func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec secret.Secret) (*Facts, error) {
-	// The topology is read with the rest: the node's own Sentinel and Redis.
-	extra := modules.Needs{
-		Sentinel: &modules.SentinelAt{Addr: fmt.Sprintf("%s %d", n.IP, tp.SentinelPort), Set: tp.PrimarySet},
-		Redis:    fmt.Sprintf("%s %d", n.IP, tp.RedisPort),
+	// The topology is read with the rest: the node's own Sentinel and Redis,
+	// over TCP from the node while the script runs when the connector can,
+	// else by redis-cli in the script.
+	sentinel := &modules.SentinelAt{Addr: fmt.Sprintf("%s %d", n.IP, tp.SentinelPort), Set: tp.PrimarySet}
+	redis := fmt.Sprintf("%s %d", n.IP, tp.RedisPort)
+	d, direct := h.(host.Dialer)
+	if direct {
+		f, err := gatherWith(ctx, n, h, sec, modules.Needs{Sentinel: sentinel, Redis: redis, Direct: true}, func(nf *modules.NodeFacts) error {
+			return nf.ReadRedis(ctx, d, sentinel, redis, sec)
+		})
+		if !errors.Is(err, modules.ErrNoForwarding) {
+			return f, err
+		}
 	}
+	return gatherWith(ctx, n, h, sec, modules.Needs{Sentinel: sentinel, Redis: redis}, nil)
+}
+
+// gatherWith runs n's fact script, asking also for extra, and alongside it
+// read (when not nil), which completes the shared facts.
+func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret, extra modules.Needs, read func(*modules.NodeFacts) error) (*Facts, error) {
 	script, boundary, err := modules.FactScript(n.Resources, extra)
 	if err != nil {
 		return nil, err
 	}
+	side := &modules.NodeFacts{}
+	readErr := make(chan error, 1)
+	if read != nil {
+		go func() { readErr <- read(side) }()
+	} else {
+		readErr <- nil
+	}
 	// On stdin: neither the password nor the script shows in a process list.
 	res, err := h.Run(ctx, "sh -s", bytes.NewReader(secret.Fill([]byte(script), sec)))
+	if rerr := <-readErr; rerr != nil {
+		return nil, rerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading facts: %w", err)
 	}
@@ -96,6 +122,9 @@ func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec
 	nf, own, err := modules.ParseFacts(res.Stdout, boundary, n.Resources)
 	if err != nil {
 		return nil, fmt.Errorf("reading facts: %w", err)
+	}
+	if read != nil {
+		nf.Sentinel, nf.Redis = side.Sentinel, side.Redis
 	}
 	return &Facts{Node: n.Name, Shared: nf, Resources: own, Topology: topologyOf(nf)}, nil
 }

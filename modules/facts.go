@@ -32,6 +32,9 @@ type Needs struct {
 	Iptables bool        // the filter table (one iptables-save)
 	Sentinel *SentinelAt // the node's Sentinel (one redis-cli)
 	Redis    string      // "ip port" of the node's Redis (one redis-cli)
+	// Direct leaves Sentinel and Redis out of the fact script: the caller
+	// reads them with ReadRedis, from the node, while the script runs.
+	Direct bool
 }
 
 // SentinelAt says which Sentinel to ask about which primary set.
@@ -117,12 +120,21 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 		need.Units = append(need.Units, p.Units...)
 		need.Iptables = need.Iptables || p.Iptables
 		if p.Sentinel != nil {
+			if extra.Direct && (extra.Sentinel == nil || *p.Sentinel != *extra.Sentinel) {
+				return "", "", fmt.Errorf("%s: asks a Sentinel other than the node's own", rs[i].ID)
+			}
 			need.Sentinel = p.Sentinel
 		}
 		if p.Redis != "" {
+			if extra.Direct && p.Redis != extra.Redis {
+				return "", "", fmt.Errorf("%s: asks a Redis other than the node's own", rs[i].ID)
+			}
 			need.Redis = p.Redis
 		}
 		own = append(own, p.Script)
+	}
+	if need.Direct {
+		need.Sentinel, need.Redis = nil, ""
 	}
 	var b strings.Builder
 	b.WriteString(RedisPrelude)

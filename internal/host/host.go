@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"net"
 )
 
 // Result is what a command left behind. A non-zero exit is not an error.
@@ -38,4 +39,11 @@ type Host interface {
 	// leaves a half-written file. The parent directory must exist.
 	WriteFile(ctx context.Context, f File) error
 	Close() error
+}
+
+// Dialer is a Host that opens TCP connections from the node itself (SSH's
+// direct-tcpip on the node's connection; a plain dial for the local host).
+// Facts use it to ask Redis and Sentinel without starting a program there.
+type Dialer interface {
+	DialTCP(ctx context.Context, addr string) (net.Conn, error)
 }

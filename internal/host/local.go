@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,12 @@ type localHost struct{ name string }
 func (l localHost) Name() string { return l.name }
 
 func (l localHost) Close() error { return nil }
+
+// DialTCP connects from this machine.
+func (l localHost) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
 
 // Run runs cmd with /bin/sh -c. A non-zero exit is reported in Result.Code;
 // errors are reserved for "could not run at all" and cancellation.

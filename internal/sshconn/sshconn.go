@@ -112,7 +112,16 @@ type Conn struct {
 	sftpSub bool // opened as the subsystem: temp files need pre-creating
 }
 
-var _ host.Host = (*Conn)(nil)
+var (
+	_ host.Host   = (*Conn)(nil)
+	_ host.Dialer = (*Conn)(nil)
+)
+
+// DialTCP opens a TCP connection from the node over this connection
+// (direct-tcpip): sshd connects, so the node's firewall sees the node.
+func (c *Conn) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	return c.client.DialContext(ctx, "tcp", addr)
+}
 
 // Dial connects to t and authenticates. The handshake is bounded by ctx and
 // c.ConnectTimeout.

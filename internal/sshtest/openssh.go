@@ -34,7 +34,10 @@ type OpenSSH struct {
 // StartOpenSSH starts sshd (-D -e) and stops it in t.Cleanup. It skips the
 // test, saying why, unless run as root with /usr/sbin/sshd (Debian package
 // openssh-server) installed: sshd must be root to log users in.
-func StartOpenSSH(t testing.TB) *OpenSSH {
+func StartOpenSSH(t testing.TB) *OpenSSH { return StartOpenSSHWith(t, "") }
+
+// StartOpenSSHWith is StartOpenSSH with extra sshd_config lines.
+func StartOpenSSHWith(t testing.TB, extra string) *OpenSSH {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a real sshd (CI runs as root)")
@@ -61,7 +64,7 @@ func StartOpenSSH(t testing.TB) *OpenSSH {
 	for range 5 { // the free port we picked may be taken before sshd binds it
 		o.Port = freePort(t)
 		o.Addr = net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
-		if lastErr = o.start(t); lastErr == nil {
+		if lastErr = o.start(t, extra); lastErr == nil {
 			return o
 		}
 	}
@@ -69,7 +72,7 @@ func StartOpenSSH(t testing.TB) *OpenSSH {
 	return nil
 }
 
-func (o *OpenSSH) start(t testing.TB) error {
+func (o *OpenSSH) start(t testing.TB, extra string) error {
 	cfg := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %s/ssh_host_ed25519_key
@@ -82,7 +85,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 Subsystem sftp internal-sftp
 LogLevel ERROR
-`, o.Port, o.Dir, o.Dir)
+`, o.Port, o.Dir, o.Dir) + extra
 	cfgPath := filepath.Join(o.Dir, "sshd_config")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err

@@ -1,0 +1,210 @@
+package modules
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
+)
+
+// redisTimeout bounds one exchange, as `timeout 5` does for redisq.
+const redisTimeout = 5 * time.Second
+
+// ErrNoForwarding says the node's sshd refused to open a TCP connection
+// (AllowTcpForwarding no): ask through the fact script instead.
+var ErrNoForwarding = errors.New("the SSH server refuses TCP forwarding")
+
+// ReadRedis asks the node's Sentinel and Redis, in parallel, over
+// connections d opens from the node itself: no redis-cli is started there
+// (two of them were a third of a plan's work on a node). It fills
+// nf.Sentinel and nf.Redis exactly as the fact script's sections would.
+func (nf *NodeFacts) ReadRedis(ctx context.Context, d host.Dialer, s *SentinelAt, redisAddr string, sec secret.Secret) error {
+	var sentinel, redis string
+	var sErr, rErr error
+	var wg sync.WaitGroup
+	if s != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sentinel, sErr = askRedis(ctx, d, s.Addr, sec, [][]string{
+				{"SENTINEL", "get-master-addr-by-name", s.Set}, {"PING", "@@1"},
+				{"SENTINEL", "SENTINELS", s.Set}, {"PING", "@@2"},
+				{"SENTINEL", "REPLICAS", s.Set}, {"PING", "@@3"},
+				{"SENTINEL", "CKQUORUM", s.Set}})
+		}()
+	}
+	if redisAddr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			redis, rErr = askRedis(ctx, d, redisAddr, sec, [][]string{{"INFO", "replication"}})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(sErr, rErr); err != nil {
+		return err
+	}
+	if s != nil {
+		nf.Sentinel = parseSentinel(sentinel)
+	}
+	if redisAddr != "" {
+		nf.Redis = parseRedis(redis)
+	}
+	return nil
+}
+
+// askRedis runs cmds on the server at addr ("ip port") and returns what
+// redisq/redism would print: each reply on its own lines, a failed AUTH
+// as "AUTH failed: ...", an unreachable server as "Could not connect".
+// Like them it tries the previous password when the current one is
+// refused (a rotation in progress). Its error is only ErrNoForwarding.
+func askRedis(ctx context.Context, d host.Dialer, addr string, sec secret.Secret, cmds [][]string) (string, error) {
+	ip, port, _ := strings.Cut(addr, " ")
+	hp := net.JoinHostPort(ip, port)
+	out, err := exchange(ctx, d, hp, sec.Value(), cmds)
+	if err != nil {
+		return "", err
+	}
+	if old := sec.Previous(); !old.IsZero() && authRefused(out) {
+		return exchange(ctx, d, hp, old.Value(), cmds)
+	}
+	return out, nil
+}
+
+func authRefused(s string) bool {
+	return strings.Contains(s, "NOAUTH") || strings.Contains(s, "WRONGPASS") || strings.Contains(s, "AUTH failed")
+}
+
+func exchange(ctx context.Context, d host.Dialer, hostPort, pw string, cmds [][]string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	conn, err := d.DialTCP(ctx, hostPort)
+	if err != nil {
+		var oc *ssh.OpenChannelError
+		if errors.As(err, &oc) && oc.Reason != ssh.ConnectionFailed {
+			return "", fmt.Errorf("%w: %v", ErrNoForwarding, oc)
+		}
+		return fmt.Sprintf("Could not connect to Redis at %s: Connection refused\n", hostPort), nil
+	}
+	// SSH channels have no deadlines: closing the connection ends a read.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+
+	var req []byte
+	if pw != "" {
+		req = appendCommand(req, []string{"AUTH", pw})
+	}
+	for _, c := range cmds {
+		req = appendCommand(req, c)
+	}
+	if _, err := conn.Write(req); err != nil {
+		return fmt.Sprintf("Could not connect to Redis at %s: %v\n", hostPort, err), nil
+	}
+	r := bufio.NewReader(conn)
+	var b strings.Builder
+	if pw != "" {
+		v, err := readReply(r)
+		if err != nil {
+			return fmt.Sprintf("Error: %v\n", err), nil
+		}
+		if e, ok := v.(replyError); ok {
+			fmt.Fprintf(&b, "AUTH failed: %s\n", e)
+		}
+	}
+	for range cmds {
+		v, err := readReply(r)
+		if err != nil {
+			fmt.Fprintf(&b, "Error: %v\n", err)
+			break
+		}
+		writeRaw(&b, v)
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// appendCommand encodes one command as a RESP array of bulk strings.
+func appendCommand(b []byte, args []string) []byte {
+	b = fmt.Appendf(b, "*%d\r\n", len(args))
+	for _, a := range args {
+		b = fmt.Appendf(b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return b
+}
+
+type replyError string
+
+func (e replyError) String() string { return string(e) }
+
+// readReply reads one RESP2 reply: string, replyError, int64, nil or []any.
+func readReply(r *bufio.Reader) (any, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return nil, errors.New("empty reply line")
+	}
+	body := line[1:]
+	switch line[0] {
+	case '+':
+		return body, nil
+	case '-':
+		return replyError(body), nil
+	case ':':
+		return strconv.ParseInt(body, 10, 64)
+	case '$':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		a := make([]any, n)
+		for i := range a {
+			if a[i], err = readReply(r); err != nil {
+				return nil, err
+			}
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("unexpected reply %q", line)
+}
+
+// writeRaw prints a reply as redis-cli does when its output is not a
+// terminal: array elements one per line, nested arrays flattened.
+func writeRaw(b *strings.Builder, v any) {
+	switch v := v.(type) {
+	case []any:
+		for i, e := range v {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			writeRaw(b, e)
+		}
+	case nil:
+	default:
+		fmt.Fprint(b, v)
+	}
+}
