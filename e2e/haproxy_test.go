@@ -86,6 +86,29 @@ func TestHaproxyDesign(t *testing.T) {
 		}
 	})
 
+	// The price of asking the Sentinel: while node2's own Sentinel restarts
+	// (as hastack does one node at a time), node2's clients are refused;
+	// no write may be lost and writes must come back.
+	t.Run("sentinel restart", func(t *testing.T) {
+		client := c.startProxyClient("node2")
+		time.Sleep(time.Second)
+		if out, err := c.exec("node2", "systemctl", "restart", "asperaredissentinel"); err != nil {
+			t.Fatalf("node2: systemctl restart asperaredissentinel: %v: %s", err, out)
+		}
+		time.Sleep(4 * time.Second)
+		r := client.finish(primary)
+		t.Logf("client through node2's HAProxy across a restart of node2's Sentinel: %s", r)
+		if len(r.lost) > 0 || r.readonly > 0 {
+			t.Errorf("%d acknowledged writes lost, %d READONLY", len(r.lost), r.readonly)
+		}
+		if r.byNode[primary] == 0 || r.byNode[primary] != r.acked {
+			t.Errorf("acknowledged writes by node %v, want all on the primary %s", r.byNode, primary)
+		}
+		if out := c.redisCLI("node2", "-h", "127.0.0.1", "-p", haproxyPort, "SET", "hastack:after-sentinel-restart", "1"); out != "OK" {
+			t.Errorf("node2: SET through HAProxy 4 s after its Sentinel restarted answered %q", out)
+		}
+	})
+
 	// A client writes through node2's HAProxy during the drill: while the
 	// paused old primary wakes up still saying role:master, HAProxy must not
 	// hand it writes (they would be lost when Sentinel demotes it).
