@@ -30,8 +30,8 @@ type Needs struct {
 	Files    []string    // whole files, with mode and owner (one tar)
 	Units    []string    // systemd units (one systemctl show)
 	Iptables bool        // the filter table (one iptables-save)
-	Sentinel *SentinelAt // the node's Sentinel (one redis-cli)
-	Redis    string      // "ip port" of the node's Redis (one redis-cli)
+	Sentinel *SentinelAt // the node's Sentinel (one redis-cli, or ReadRedis)
+	Redis    string      // "ip port" of the node's Redis (likewise)
 	// Direct leaves Sentinel and Redis out of the fact script: the caller
 	// reads them with ReadRedis, from the node, while the script runs.
 	Direct bool
