@@ -76,14 +76,10 @@ func askRedis(ctx context.Context, d host.Dialer, addr string, sec secret.Secret
 	if err != nil {
 		return "", err
 	}
-	if old := sec.Previous(); !old.IsZero() && authRefused(out) {
+	if old := sec.Previous(); !old.IsZero() && answerState(out) == "auth-failed" {
 		return exchange(ctx, d, hp, old.Value(), cmds)
 	}
 	return out, nil
-}
-
-func authRefused(s string) bool {
-	return strings.Contains(s, "NOAUTH") || strings.Contains(s, "WRONGPASS") || strings.Contains(s, "AUTH failed")
 }
 
 func exchange(ctx context.Context, d host.Dialer, hostPort, pw string, cmds [][]string) (string, error) {
