@@ -41,12 +41,20 @@ func run(ctx context.Context, h host.Host, cmd string, stdin []byte, sec secret.
 			msg = strings.TrimSpace(string(res.Stdout))
 		}
 		msg = mask(msg, sec)
-		if len(msg) > 400 {
-			msg = msg[:400] + "…"
-		}
+		msg = clip(msg)
 		return res, fmt.Errorf("%s: exit %d: %s", secret.Mask(cmd), res.Code, msg)
 	}
 	return res, nil
+}
+
+// clip shortens a long error message to its head and its tail: a
+// command's last lines usually say why it failed.
+func clip(msg string) string {
+	const head, tail = 120, 360
+	if len(msg) <= head+tail {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:head]+" … "+msg[len(msg)-tail:], "")
 }
 
 // factLines splits a probe's output into "key value" lines; a line
