@@ -115,16 +115,19 @@ func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[st
 	if err != nil {
 		return nil, err
 	}
-	v := st.FillPath(cue.ParsePath("cluster"), cl.Value).FillPath(cue.ParsePath("primary"), primary)
+	// Each FillPath evaluates the whole stack again: gather the inputs in
+	// one small struct and unify the stack with it once.
+	in := map[string]any{"primary": primary}
 	if live {
-		v = v.FillPath(cue.ParsePath("live"), true)
+		in["live"] = true
 	}
 	if cl.PreviousSecret != nil {
-		v = v.FillPath(cue.ParsePath("rotating"), true)
+		in["rotating"] = true
 	}
 	if len(redisUp) > 0 {
-		v = v.FillPath(cue.ParsePath("redisUp"), redisUp)
+		in["redisUp"] = redisUp
 	}
+	v := st.Unify(ctx.Encode(in).FillPath(cue.ParsePath("cluster"), cl.Value))
 	if err := v.Validate(cue.Concrete(true)); err != nil {
 		return nil, fmt.Errorf("cluster %s: rendering the stack: %v", cl.Name, err)
 	}
