@@ -48,6 +48,15 @@ func Apply(ctx context.Context, p *Plan, hosts map[string]host.Host, report func
 	o := &Outcome{Done: map[string][]string{}, Failed: map[string]error{}, Skipped: map[string][]string{}}
 	var mu sync.Mutex
 	work := context.WithoutCancel(ctx)
+	// Nodes work in parallel; their reports reach the caller one at a time.
+	var reportMu sync.Mutex
+	report = func(report func(Event)) func(Event) {
+		return func(e Event) {
+			reportMu.Lock()
+			defer reportMu.Unlock()
+			report(e)
+		}
+	}(report)
 
 	// A restart owed is written down on the node before anything it
 	// depends on changes, so a later failure cannot lose it.

@@ -43,7 +43,7 @@ type topoParams struct {
 // each. It returns facts for the nodes that answered and an error per node
 // that did not.
 func Gather(ctx context.Context, r *Rendered, hosts map[string]host.Host, sec secret.Secret) (map[string]*Facts, map[string]error) {
-	tp := topoParams{r.Cluster.RedisPort, r.Cluster.SentinelPort, r.Cluster.PrimarySet}
+	tp := topoOf(r)
 	var mu sync.Mutex
 	facts := map[string]*Facts{}
 	errs := map[string]error{}
@@ -68,6 +68,10 @@ func Gather(ctx context.Context, r *Rendered, hosts map[string]host.Host, sec se
 	}
 	wg.Wait()
 	return facts, errs
+}
+
+func topoOf(r *Rendered) topoParams {
+	return topoParams{r.Cluster.RedisPort, r.Cluster.SentinelPort, r.Cluster.PrimarySet}
 }
 
 func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec secret.Secret) (*Facts, error) {

@@ -159,6 +159,16 @@ func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[st
 	return r, nil
 }
 
+// node is the named node's spec.
+func (r *Rendered) node(name string) NodeSpec {
+	for _, n := range r.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return NodeSpec{Name: name}
+}
+
 // only keeps the nodes that have facts (a partial run).
 func (r *Rendered) only(facts map[string]*Facts) *Rendered {
 	out := *r

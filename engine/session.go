@@ -114,26 +114,30 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		for _, n := range cl.Nodes {
 			guess[n.Name] = true
 		}
-		// Connecting waits on the nodes, rendering works here: overlap them.
-		type conns struct {
-			hosts map[string]host.Host
-			errs  map[string]error
-		}
-		connected := make(chan conns, 1)
+		// Connecting waits on the nodes, rendering works here: overlap
+		// them, and let each node gather as soon as it is connected and
+		// the render is done (on a loaded machine handshakes end far apart).
+		rendered := make(chan struct{})
+		var r *Rendered
+		var rerr error
 		go func() {
 			t0 := time.Now()
-			h, e := connectAll(ctx, nodeSpecs(cl), opts)
-			opts.trace("connect", t0)
-			connected <- conns{h, e}
+			r, rerr = Render(cfg.Context, cl, cl.Primary, guess, true)
+			opts.trace("render", t0)
+			close(rendered)
 		}()
 		t0 := time.Now()
-		r, err := Render(cfg.Context, cl, cl.Primary, guess, true)
-		opts.trace("render", t0)
-		c := <-connected
-		hosts, errs := c.hosts, c.errs
+		hosts, errs, facts, gerrs := connectAndGather(ctx, nodeSpecs(cl), opts, func(ctx context.Context, name string, h host.Host) (*Facts, error) {
+			<-rendered
+			if rerr != nil {
+				return nil, nil
+			}
+			return gatherNode(ctx, r.node(name), topoOf(r), h, sec)
+		})
+		opts.trace("connect and gather", t0)
 		s.hosts = append(s.hosts, hosts)
-		if err != nil {
-			return nil, err
+		if rerr != nil {
+			return nil, rerr
 		}
 		for name, e := range errs {
 			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
@@ -141,9 +145,6 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		if len(errs) > 0 && (!opts.AllowPartial || len(hosts) == 0) {
 			continue
 		}
-		t0 = time.Now()
-		facts, gerrs := Gather(ctx, r, hosts, sec)
-		opts.trace("gather", t0)
 		for name, e := range gerrs {
 			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
 		}
@@ -216,9 +217,20 @@ func nodeSpecs(cl *config.Cluster) []NodeSpec {
 }
 
 func connectAll(ctx context.Context, nodes []NodeSpec, opts Options) (map[string]host.Host, map[string]error) {
+	hosts, errs, _, _ := connectAndGather(ctx, nodes, opts, nil)
+	return hosts, errs
+}
+
+// connectAndGather connects to every node in parallel and, when gather is
+// not nil, runs it on each node as soon as that node is connected. It
+// returns the connections, the connect errors, and gather's facts and
+// errors (a nil *Facts with a nil error is dropped).
+func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
+	gather func(ctx context.Context, name string, h host.Host) (*Facts, error),
+) (hosts map[string]host.Host, errs map[string]error, facts map[string]*Facts, gerrs map[string]error) {
 	var mu sync.Mutex
-	hosts := map[string]host.Host{}
-	errs := map[string]error{}
+	hosts, errs = map[string]host.Host{}, map[string]error{}
+	facts, gerrs = map[string]*Facts{}, map[string]error{}
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Add(1)
@@ -236,16 +248,29 @@ func connectAll(ctx context.Context, nodes []NodeSpec, opts Options) (map[string
 					User: n.SSH.User, Sudo: sshconn.DefaultSudo(n.SSH.User)}, opts.SSH)
 			}
 			mu.Lock()
-			defer mu.Unlock()
 			if err != nil {
 				errs[n.Name] = err
+				mu.Unlock()
 				return
 			}
 			hosts[n.Name] = h
+			mu.Unlock()
+			if gather == nil {
+				return
+			}
+			f, err := gather(ctx, n.Name, h)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				gerrs[n.Name] = err
+			case f != nil:
+				facts[n.Name] = f
+			}
 		}()
 	}
 	wg.Wait()
-	return hosts, errs
+	return hosts, errs, facts, gerrs
 }
 
 // Apply carries out every plan, cluster after cluster.
