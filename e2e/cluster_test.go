@@ -31,7 +31,7 @@ func TestThreeNodes(t *testing.T) {
 		t.Fatal("check -replication did not report the delete round")
 	}
 
-	t.Run("firewall", func(t *testing.T) { firewallHolds(t, c) })
+	t.Run("firewall", func(t *testing.T) { firewallHolds(t, c.in(t)) })
 
 	d := c.failover()
 	t.Logf("3 nodes: the cluster had no primary for %s (down-after 300 ms, failover-timeout 1000 ms)", d)
@@ -60,9 +60,9 @@ func TestThreeNodes(t *testing.T) {
 		t.Errorf("node1's sentinel conf has no known-sentinel line: the comparison proves little:\n%s", before["node1"])
 	}
 
-	t.Run("dead sentinel", func(t *testing.T) { deadService(t, c, "node3", "asperaredissentinel", "sentinel") })
+	t.Run("dead sentinel", func(t *testing.T) { deadService(t, c.in(t), "node3", "asperaredissentinel", "sentinel") })
 	replica := "node1" // the old primary, a replica now
-	t.Run("dead redis", func(t *testing.T) { deadService(t, c, replica, "asperaredisd", "redis") })
+	t.Run("dead redis", func(t *testing.T) { deadService(t, c.in(t), replica, "asperaredisd", "redis") })
 	t.Logf("TestThreeNodes took %.1fs", time.Since(suite).Seconds())
 }
 

@@ -36,6 +36,7 @@ func TestHaproxyDesign(t *testing.T) {
 	c.must(0, "check", "-replication")
 
 	t.Run("restart window", func(t *testing.T) {
+		c := c.in(t)
 		for _, n := range c.lab.Nodes {
 			w := c.restartWindow(n.Name)
 			t.Logf("%s: after systemctl restart haproxy: %s", n.Name, w)
@@ -55,6 +56,7 @@ func TestHaproxyDesign(t *testing.T) {
 	// so 3 s after REPLICAOF NO ONE the rogue is up as far as role:master
 	// goes (with a role-only check, two masters up: every client refused).
 	t.Run("rogue master", func(t *testing.T) {
+		c := c.in(t)
 		rogue := "node3"
 		if out := c.redisCLI(rogue, "-h", c.ip(rogue), "-p", "31415", "REPLICAOF", "NO", "ONE"); out != "OK" {
 			t.Fatalf("REPLICAOF NO ONE on %s: %q", rogue, out)
@@ -90,6 +92,7 @@ func TestHaproxyDesign(t *testing.T) {
 	// (as hastack does one node at a time), node2's clients are refused;
 	// no write may be lost and writes must come back.
 	t.Run("sentinel restart", func(t *testing.T) {
+		c := c.in(t)
 		client := c.startProxyClient("node2")
 		time.Sleep(time.Second)
 		if out, err := c.exec("node2", "systemctl", "restart", "asperaredissentinel"); err != nil {

@@ -33,6 +33,14 @@ type cluster struct {
 	dir string
 }
 
+// in is c for subtest t: helpers fail the test that calls them (a Fatal
+// on the parent from a subtest's goroutine ends the wrong test).
+func (c *cluster) in(t *testing.T) *cluster {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
 // runCLI, set in a child's environment, makes the test binary be hastack.
 const runCLI = "HASTACK_E2E_RUN_CLI"
 
