@@ -16,7 +16,9 @@ import (
 // a lab node (the cluster's firewall refuses the controller) and behaves as
 // an HSTS client of seed 003: for every request it reads db_host/db_port
 // from the node's aspera.conf, asks those Sentinels in order for the
-// primary, writes SET <prefix>:<n> <n> there and reads it back. It prints
+// primary (in the HAProxy design of 002, db_host:db_port is the local
+// HAProxy, used as it is), writes SET <prefix>:<n> <n> there and reads it
+// back. It prints
 // one line per event:
 //
 //	ack <n> <time> <primary ip>       the write was acknowledged
@@ -59,6 +61,9 @@ while [ ! -e "$stop" ] && (( n < maxn )); do
 	IFS=, read -ra H <<<"$hosts"
 	IFS=, read -ra P <<<"$ports"
 	ip="" port="" why="no db_host in aspera.conf"
+	# 002's HAProxy design: db_host:db_port is the local HAProxy, which
+	# routes to the primary; no Sentinel lookup (db_type is not ha_redis).
+	if [[ ! $c =~ \<db_type\>ha_redis\< && -n $hosts ]]; then ip=${H[0]} port=${P[0]}; H=(); fi
 	for i in "${!H[@]}"; do
 		out=$(cli "${H[i]}" "${P[i]:-${P[0]}}" SENTINEL get-master-addr-by-name "$pset")
 		read -r a b _ <<<"$out"

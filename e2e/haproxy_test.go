@@ -38,13 +38,30 @@ func TestHaproxyDesign(t *testing.T) {
 	t.Run("restart window", func(t *testing.T) {
 		c := c.in(t)
 		for _, n := range c.lab.Nodes {
-			w := c.restartWindow(n.Name)
+			w := c.restartWindow(n.Name, "restart")
 			t.Logf("%s: after systemctl restart haproxy: %s", n.Name, w)
 			if w.readonly > 0 {
 				t.Errorf("%s: %d writes reached a replica (READONLY) after the restart", n.Name, w.readonly)
 			}
 			if w.firstOK < 0 {
 				t.Errorf("%s: no write succeeded after the restart", n.Name)
+			}
+		}
+	})
+
+	// A reload (what apply does when haproxy.cfg changes) starts the new
+	// process from the servers' saved states (#HAProxyReload): no client
+	// is refused and none reaches a replica.
+	t.Run("reload window", func(t *testing.T) {
+		c := c.in(t)
+		for _, n := range c.lab.Nodes {
+			w := c.restartWindow(n.Name, "reload")
+			t.Logf("%s: during systemctl reload haproxy: %s", n.Name, w)
+			if w.readonly > 0 || w.other > 0 {
+				t.Errorf("%s: %d writes reached a replica and %d were refused or closed during a reload; want none", n.Name, w.readonly, w.other)
+			}
+			if w.firstOK < 0 {
+				t.Errorf("%s: no write succeeded after the reload", n.Name)
 			}
 		}
 	})
@@ -238,7 +255,7 @@ const windowScript = `
 set -u
 now() { local t=${EPOCHREALTIME/./}; echo $(( 10#$t / 1000 )); }
 start=$(now)
-( systemctl restart haproxy; now >/tmp/hastack-haproxy-restarted ) &
+( systemctl "$2" haproxy; now >/tmp/hastack-haproxy-restarted ) &
 ok=0 ro=0 other=0 ok_at=() last_ro=-1 i=0
 while (( $(now) - start < $1 * 1000 )); do
 	i=$((i + 1))
@@ -267,10 +284,11 @@ func (w window) String() string {
 }
 
 // restartWindow runs windowScript on node for 3 s, longer than the checks
-// need to mark the replicas down (fall x inter).
-func (c *cluster) restartWindow(node string) window {
+// need to mark the replicas down (fall x inter), with systemctl verb
+// ("restart" or "reload").
+func (c *cluster) restartWindow(node, verb string) window {
 	c.t.Helper()
-	out, err := c.exec(node, "env", "REDISCLI_AUTH="+testPassword, "bash", "-c", windowScript, "window", "3")
+	out, err := c.exec(node, "env", "REDISCLI_AUTH="+testPassword, "bash", "-c", windowScript, "window", "3", verb)
 	if err != nil {
 		c.t.Fatalf("%s: %v: %s", node, err, out)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -239,19 +240,37 @@ func TestLifeReplaceNode(t *testing.T) {
 // one everything, no file holds the old one, the plan without
 // previousSecret is empty, and all of that still holds after every
 // Sentinel and replica restarts.
-func TestLifePasswordRotation(t *testing.T) {
+func TestLifePasswordRotation(t *testing.T) { lifeRotation(t, "sentinel") }
+
+// The HAProxy design (002) also holds the password in haproxy.cfg (its
+// health checks AUTH to Redis and Sentinel): after the rotation every
+// node's HAProxy still routes writes to the primary, with the new
+// password only.
+func TestLifePasswordRotationHaproxy(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
+		t.Skip("needs /usr/sbin/haproxy (Debian package haproxy)")
+	}
+	lifeRotation(t, "haproxy")
+}
+
+func lifeRotation(t *testing.T, design string) {
 	start := time.Now()
-	defer func() { t.Logf("TestLifePasswordRotation took %.1fs", time.Since(start).Seconds()) }()
+	defer func() { t.Logf("%s took %.1fs", t.Name(), time.Since(start).Seconds()) }()
 	c := newLifeLab(t, 3)
 	all := c.all()
-	c.configure(all, "", "")
+	extra := `design: "` + design + `"`
+	files := []string{"/opt/aspera/etc/redis/aspera_31415.conf", "/opt/aspera/etc/redis/sentinel_41415.conf"}
+	if design == "haproxy" {
+		files = append(files, "/etc/haproxy/haproxy.cfg")
+	}
+	c.configure(all, extra, "")
 	c.must(0, "apply", "-auto-approve")
 	c.waitSettled(all, "")
 
 	// The client holds both keystores: new first, then old.
 	w := startWorkload(t, c.lab, "node2", lifeNewPassword, lifePassword)
 	ids := c.runIDs(all)
-	c.configure(all, "", `secret: env: "HASTACK_NEW_PASSWORD"`+"\n\tpreviousSecret: env: \"HASTACK_REDIS_PASSWORD\"")
+	c.configure(all, extra, `secret: env: "HASTACK_NEW_PASSWORD"`+"\n\tpreviousSecret: env: \"HASTACK_REDIS_PASSWORD\"")
 	c.must(0, "apply", "-auto-approve")
 	c.pw = lifeNewPassword
 	// Sentinel keeps the password it started with in memory: the rotation
@@ -277,9 +296,12 @@ func TestLifePasswordRotation(t *testing.T) {
 					t.Errorf("%s: %s:%d refuses the new password: %q %v", when, n, port, out, err)
 				}
 			}
-			if got := c.exec(n, "cat", "/opt/aspera/etc/redis/aspera_31415.conf", "/opt/aspera/etc/redis/sentinel_41415.conf"); strings.Contains(got, lifePassword) {
+			if got := c.exec(n, append([]string{"cat"}, files...)...); strings.Contains(got, lifePassword) {
 				t.Errorf("%s: %s: a config file still holds the old password", when, n)
 			}
+		}
+		if design == "haproxy" {
+			c.haproxyWrites(all, when)
 		}
 	}
 	checkPasswords("after the rotation")
@@ -290,7 +312,7 @@ func TestLifePasswordRotation(t *testing.T) {
 			}
 		}
 	}
-	c.configure(all, "", `secret: env: "HASTACK_NEW_PASSWORD"`)
+	c.configure(all, extra, `secret: env: "HASTACK_NEW_PASSWORD"`)
 	c.noChanges("after the rotation, without previousSecret")
 	rep := w.finish("node2", c.pw)
 
@@ -311,5 +333,31 @@ func TestLifePasswordRotation(t *testing.T) {
 	t.Logf("password rotation: %s", rep)
 	if rep.Failed > 0 || rep.Lost > 0 {
 		t.Errorf("the rotation: %d failed requests, %d acknowledged writes lost; want none", rep.Failed, rep.Lost)
+	}
+}
+
+// haproxyWrites fails unless a write through each node's HAProxy reaches
+// the primary with the new password (HAProxy's checks pass with it) and
+// the old password is refused there. HAProxy checks every second: allow a
+// few rounds after a restart.
+func (c *lifeLab) haproxyWrites(nodes []string, when string) {
+	c.t.Helper()
+	for _, n := range nodes {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			out, err := c.redisOn(n, "127.0.0.1", 31414, "SET", "hastack:rotation", n)
+			if out == "OK" {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Errorf("%s: %s: a write through HAProxy (127.0.0.1:31414) with the new password: %q %v", when, n, out, err)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		old, _ := lifeRedisCLI(c.t.Context(), c.lab, n, []string{lifePassword}, "-h", "127.0.0.1", "-p", "31414", "SET", "hastack:rotation", "old")
+		if old == "OK" {
+			c.t.Errorf("%s: %s: HAProxy's primary still takes the old password", when, n)
+		}
 	}
 }

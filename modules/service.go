@@ -18,6 +18,10 @@ type serviceSpec struct {
 	Enabled   bool   `json:"enabled,omitempty"`
 	Running   bool   `json:"running,omitempty"`
 	StopFirst bool   `json:"stopFirst,omitempty"`
+	// Reload: a change that triggers the running unit reloads it
+	// (systemctl reload) instead of restarting it; HAProxy keeps its
+	// listening sockets and its servers' states across a reload.
+	Reload bool `json:"reload,omitempty"`
 }
 
 type serviceModule struct{}
@@ -73,6 +77,9 @@ func (serviceModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		case !active || env.Stopped[u]:
 			cmds = append(cmds, "systemctl start "+u)
 			act = Start
+		case triggered && s.Reload:
+			cmds = append(cmds, "systemctl reload "+u)
+			act, restart = Restart, true
 		case triggered:
 			cmds = append(cmds, "systemctl restart "+u)
 			act, restart = Restart, true

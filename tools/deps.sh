@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what hastack's tests and its local lab need on Debian: OpenSSH's
-# sshd, Redis, Sentinel, HAProxy, iptables, iproute2. Needs root.
+# sshd, Redis, Sentinel, HAProxy (and socat, which saves its server state
+# across a reload), iptables, iproute2. Needs root.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
 	echo "tools/deps.sh: run as root (sudo tools/deps.sh)" >&2
 	exit 1
 fi
-pkgs="openssh-server openssh-client redis-server redis-sentinel redis-tools haproxy iptables iproute2 util-linux procps coreutils"
+pkgs="openssh-server openssh-client redis-server redis-sentinel redis-tools haproxy socat iptables iproute2 util-linux procps coreutils"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
