@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,11 +32,36 @@ func Start(t testing.TB, nodes int) *Lab {
 		t.Fatalf("lab up: %v", err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			// The nodes' service logs go with the lab: show their ends.
+			t.Logf("lab %s: the last lines of each node's service logs:\n%s", l.Name, l.UnitLogTails(8))
+		}
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
 	})
 	return l
+}
+
+// UnitLogTails returns the last n lines of every lab unit log
+// (/var/log/lab/*.log on each node), one block per file.
+func (l *Lab) UnitLogTails(n int) string {
+	var b strings.Builder
+	for _, nd := range l.Nodes {
+		files, _ := filepath.Glob(filepath.Join(nd.Dir, "log", "lab", "*.log"))
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+			if len(lines) > n {
+				lines = lines[len(lines)-n:]
+			}
+			fmt.Fprintf(&b, "== %s %s\n%s\n", nd.Name, filepath.Base(f), strings.Join(lines, "\n"))
+		}
+	}
+	return b.String()
 }
 
 // Available says why a lab cannot start here, or nil.
