@@ -35,6 +35,8 @@ func Start(t testing.TB, nodes int) *Lab {
 		if t.Failed() {
 			// The nodes' service logs go with the lab: show their ends.
 			t.Logf("lab %s: the last lines of each node's service logs:\n%s", l.Name, l.UnitLogTails(8))
+		} else if notes := l.StandinNotes(); notes != "" {
+			t.Logf("lab %s: the systemctl stand-in noted:\n%s", l.Name, notes)
 		}
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
@@ -59,6 +61,26 @@ func (l *Lab) UnitLogTails(n int) string {
 				lines = lines[len(lines)-n:]
 			}
 			fmt.Fprintf(&b, "== %s %s\n%s\n", nd.Name, filepath.Base(f), strings.Join(lines, "\n"))
+		}
+	}
+	return b.String()
+}
+
+// StandinNotes returns what the systemctl stand-in noted in the unit logs
+// about itself (lines "-- ... lab systemctl: ...", and the lines after).
+func (l *Lab) StandinNotes() string {
+	var b strings.Builder
+	for _, nd := range l.Nodes {
+		files, _ := filepath.Glob(filepath.Join(nd.Dir, "log", "lab", "*.log"))
+		for _, f := range files {
+			data, _ := os.ReadFile(f)
+			lines := strings.Split(string(data), "\n")
+			for i, line := range lines {
+				if strings.Contains(line, "lab systemctl:") {
+					end := min(i+4, len(lines))
+					fmt.Fprintf(&b, "== %s %s\n%s\n", nd.Name, filepath.Base(f), strings.Join(lines[i:end], "\n"))
+				}
+			}
 		}
 	}
 	return b.String()
