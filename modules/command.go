@@ -1,6 +1,7 @@
 package modules
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -21,6 +22,10 @@ type commandSpec struct {
 	Removes string `json:"removes,omitempty"` // skip when this path is missing
 	Unless  string `json:"unless,omitempty"`  // skip when this read-only check exits 0
 	Onlyif  string `json:"onlyif,omitempty"`  // run only when this read-only check exits 0
+	// UnlessSame skips when these two files exist with the same content:
+	// `unless: cmp -s A B`, read with the node's shared facts instead of a
+	// process of its own.
+	UnlessSame []string `json:"unlessSame,omitempty"`
 	// Stamp records a keyed hash of the command and its input on the node
 	// after a successful run; the command runs again only when they change.
 	// For commands whose result cannot be read back (askmscli).
@@ -70,7 +75,10 @@ func (commandModule) Probe(r *Resource) (Probe, error) {
 			fmt.Fprintf(&b, "{ %s; } >/dev/null 2>&1 </dev/null; echo %s $?\n", g.cmd, g.name)
 		}
 	}
-	return Probe{Script: b.String()}, nil
+	if len(s.UnlessSame) != 0 && len(s.UnlessSame) != 2 {
+		return Probe{}, fmt.Errorf("%s: unlessSame names two files, not %d", r.ID, len(s.UnlessSame))
+	}
+	return Probe{Script: b.String(), Needs: Needs{Files: s.UnlessSame}}, nil
 }
 
 // stampOf is keyed with the password, so a stamp says nothing about it to
@@ -108,6 +116,11 @@ func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
 	if s.Onlyif != "" {
 		guarded = true
 		skip = skip || f.kv["onlyif"] != "0"
+	}
+	if len(s.UnlessSame) == 2 {
+		guarded = true
+		a, b := fact.Node.Files[s.UnlessSame[0]], fact.Node.Files[s.UnlessSame[1]]
+		skip = skip || (a != nil && b != nil && bytes.Equal(a.Data, b.Data))
 	}
 	var stamp string
 	if s.Stamp {

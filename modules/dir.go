@@ -3,7 +3,6 @@ package modules
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
@@ -29,7 +28,7 @@ func (dirModule) Probe(r *Resource) (Probe, error) {
 	if err := decodeSpec(r, &s); err != nil {
 		return Probe{}, err
 	}
-	return Probe{Script: fmt.Sprintf("[ -d %[1]s ] && stat -c 'dir %%U %%G' %[1]s\n", Quote(s.Path))}, nil
+	return Probe{Needs: Needs{Dirs: []string{s.Path}}}, nil
 }
 
 func (dirModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
@@ -38,10 +37,9 @@ func (dirModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		return nil, err
 	}
 	want := s.Owner + ":" + s.Group
-	fields := strings.Fields(string(f.Out))
 	var have string
-	if len(fields) == 3 && fields[0] == "dir" {
-		have = fields[1] + ":" + fields[2]
+	if d := f.Node.Dirs[s.Path]; d != nil {
+		have = d.Owner + ":" + d.Group
 	}
 	if have == want {
 		return nil, nil

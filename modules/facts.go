@@ -28,6 +28,7 @@ type Probe struct {
 // of what a plan costs on a node.
 type Needs struct {
 	Files    []string    // whole files, with mode and owner (one tar)
+	Dirs     []string    // directories' mode and owner (the same tar)
 	Units    []string    // systemd units (one systemctl show)
 	Iptables bool        // the filter table (one iptables-save)
 	Sentinel *SentinelAt // the node's Sentinel (one redis-cli, or ReadRedis)
@@ -46,6 +47,7 @@ type SentinelAt struct {
 // NodeFacts is what a node told about the shared facts.
 type NodeFacts struct {
 	Files    map[string]*FileFact // asked paths; missing ones are absent
+	Dirs     map[string]*FileFact // asked directories (no Data); likewise
 	Users    map[string]int       // from /etc/passwd
 	Groups   map[string]int       // from /etc/group
 	Units    map[string]UnitState // by unit name as asked
@@ -117,6 +119,7 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 			return "", "", err
 		}
 		need.Files = append(need.Files, p.Files...)
+		need.Dirs = append(need.Dirs, p.Dirs...)
 		need.Units = append(need.Units, p.Units...)
 		need.Iptables = need.Iptables || p.Iptables
 		if p.Sentinel != nil {
@@ -144,6 +147,14 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 	q := make([]string, len(files))
 	for i, f := range files {
 		q[i] = Quote(f)
+	}
+	// GNU tar's --no-recursion holds for the names after it: the
+	// directories' own entries, not their contents.
+	if dirs := uniq(need.Dirs); len(dirs) > 0 {
+		q = append(q, "--no-recursion")
+		for _, d := range dirs {
+			q = append(q, Quote(d))
+		}
 	}
 	fmt.Fprintf(&b, "tar -cPf - --ignore-failed-read %s 2>/dev/null | base64 -w0; echo\n", strings.Join(q, " "))
 	if units := uniq(need.Units); len(units) > 0 {
@@ -179,7 +190,7 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 // ParseFacts splits a fact script's output into the shared facts and each
 // resource's own output.
 func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[string][]byte, error) {
-	nf := &NodeFacts{Files: map[string]*FileFact{}, Users: map[string]int{}, Groups: map[string]int{},
+	nf := &NodeFacts{Files: map[string]*FileFact{}, Dirs: map[string]*FileFact{}, Users: map[string]int{}, Groups: map[string]int{},
 		Units: map[string]UnitState{}, Stamps: map[string]string{}, Pending: map[string]bool{}}
 	own := map[string][]byte{}
 	ended := false
@@ -223,6 +234,11 @@ func (nf *NodeFacts) readTar(b64 []byte) error {
 		}
 		if err != nil {
 			return fmt.Errorf("reading files: %v", err)
+		}
+		if h.Typeflag == tar.TypeDir {
+			name := "/" + strings.Trim(h.Name, "/")
+			nf.Dirs[name] = &FileFact{Mode: fs.FileMode(h.Mode).Perm(), Owner: h.Uname, Group: h.Gname}
+			continue
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
