@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -156,7 +155,9 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 			q = append(q, Quote(d))
 		}
 	}
-	fmt.Fprintf(&b, "tar -cPf - --ignore-failed-read %s 2>/dev/null | base64 -w0; echo\n", strings.Join(q, " "))
+	// The archive goes out as it is: the section boundary is random, so
+	// binary data cannot end the section early (no base64 process).
+	fmt.Fprintf(&b, "tar -cPf - --ignore-failed-read %s 2>/dev/null; echo\n", strings.Join(q, " "))
 	if units := uniq(need.Units); len(units) > 0 {
 		sec("@units")
 		fmt.Fprintf(&b, "systemctl show -p Id -p ActiveState -p UnitFileState %s 2>/dev/null </dev/null\n", strings.Join(units, " "))
@@ -198,7 +199,7 @@ func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[str
 		name, body, _ := bytes.Cut(part, []byte("\n"))
 		switch string(name) {
 		case "@files":
-			if err := nf.readTar(bytes.TrimSpace(body)); err != nil {
+			if err := nf.readTar(body); err != nil {
 				return nil, nil, err
 			}
 		case "@units":
@@ -221,10 +222,11 @@ func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[str
 	return nf, own, nil
 }
 
-func (nf *NodeFacts) readTar(b64 []byte) error {
-	raw, err := base64.StdEncoding.DecodeString(string(b64))
-	if err != nil {
-		return fmt.Errorf("reading files: %v", err)
+// readTar reads the archive; what follows its end (the echo's newline) is
+// ignored by the tar reader.
+func (nf *NodeFacts) readTar(raw []byte) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil // tar wrote nothing
 	}
 	tr := tar.NewReader(bytes.NewReader(raw))
 	for {
