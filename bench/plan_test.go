@@ -48,6 +48,23 @@ func benchPlan(b *testing.B, n int) {
 		s.Close()
 	}
 
+	// As a plan on a machine that planned this cluster before (a scheduled
+	// drift check, a developer's second plan): the stack's evaluation comes
+	// from the render cache. And as a first plan (a fresh CI container).
+	cache := &engine.RenderCache{Dir: b.TempDir()}
+	b.Run("render-cache", func(b *testing.B) { timePlans(b, dir, n, withCache(opts, cache)) })
+	b.Run("no-render-cache", func(b *testing.B) { timePlans(b, dir, n, opts) })
+}
+
+func withCache(o engine.Options, c *engine.RenderCache) engine.Options {
+	o.RenderCache = c
+	return o
+}
+
+// timePlans times full plans of the converged cluster and reports SSH
+// connections per node per plan (exactly 1, or the benchmark fails).
+func timePlans(b *testing.B, dir string, n int, opts engine.Options) {
+	plan(b, dir, opts).Close() // fills the render cache, if any
 	dials := sshconn.Dials()
 	b.ResetTimer()
 	for b.Loop() {

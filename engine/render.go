@@ -111,6 +111,21 @@ func stackFor(ctx *cue.Context) (cue.Value, error) {
 // Render fills the stack with a validated cluster, the node that is primary
 // now and the nodes whose Redis runs, and decodes the per-node resources.
 func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[string]bool, live bool) (*Rendered, error) {
+	out, err := renderJSON(ctx, cl, primary, redisUp, live)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRendered(cl, primary, out)
+}
+
+// rendered is the stack's output as JSON: what the render cache keeps.
+type rendered struct {
+	Phases json.RawMessage `json:"phases"`
+	Nodes  json.RawMessage `json:"nodes"`
+}
+
+// renderJSON evaluates the stack for its inputs.
+func renderJSON(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[string]bool, live bool) (*rendered, error) {
 	st, err := stackFor(ctx)
 	if err != nil {
 		return nil, err
@@ -131,17 +146,24 @@ func Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[st
 	if err := v.Validate(cue.Concrete(true)); err != nil {
 		return nil, fmt.Errorf("cluster %s: rendering the stack: %v", cl.Name, err)
 	}
-	r := &Rendered{Cluster: cl, Primary: primary}
-	if err := v.LookupPath(cue.ParsePath("phases")).Decode(&r.Phases); err != nil {
+	var out rendered
+	if out.Phases, err = v.LookupPath(cue.ParsePath("phases")).MarshalJSON(); err != nil {
 		return nil, fmt.Errorf("cluster %s: phases: %v", cl.Name, err)
 	}
-	// Resources carry module-specific specs: go through JSON so each module
-	// decodes its own.
-	b, err := v.LookupPath(cue.ParsePath("nodes")).MarshalJSON()
-	if err != nil {
+	if out.Nodes, err = v.LookupPath(cue.ParsePath("nodes")).MarshalJSON(); err != nil {
 		return nil, fmt.Errorf("cluster %s: nodes: %v", cl.Name, err)
 	}
-	if err := json.Unmarshal(b, &r.Nodes); err != nil {
+	return &out, nil
+}
+
+// decodeRendered turns the stack's JSON into phases and per-node resources
+// (each module decodes its own spec later) and checks them.
+func decodeRendered(cl *config.Cluster, primary string, out *rendered) (*Rendered, error) {
+	r := &Rendered{Cluster: cl, Primary: primary}
+	if err := json.Unmarshal(out.Phases, &r.Phases); err != nil {
+		return nil, fmt.Errorf("cluster %s: phases: %v", cl.Name, err)
+	}
+	if err := json.Unmarshal(out.Nodes, &r.Nodes); err != nil {
 		return nil, fmt.Errorf("cluster %s: nodes: %v", cl.Name, err)
 	}
 	for _, n := range r.Nodes {

@@ -38,3 +38,21 @@ func benchRender(b *testing.B, n int) {
 		}
 	}
 }
+
+// BenchmarkRenderCached31 is the same render read back from the render
+// cache (a plan's render once the cache holds its inputs):
+//
+//	go test ./engine -run '^$' -bench RenderCached
+func BenchmarkRenderCached31(b *testing.B) {
+	cfg := loadExample(b, writeCluster(b, 31))
+	cl := cfg.Clusters[0]
+	c := &RenderCache{Dir: b.TempDir()}
+	if _, _, err := c.Render(cfg.Context, cl, cl.Primary, nil, true); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, hit, err := c.Render(cfg.Context, cl, cl.Primary, nil, true); err != nil || !hit {
+			b.Fatalf("hit %t, err %v", hit, err)
+		}
+	}
+}

@@ -32,6 +32,8 @@ type Options struct {
 	// NoFingerprints leaves the nodes' fingerprints out, for a plan that is
 	// only shown: their key costs scrypt's tens of milliseconds of CPU.
 	NoFingerprints bool
+	// RenderCache, when set, keeps rendered stacks between runs.
+	RenderCache *RenderCache
 	// Trace, when set, is told how long each step took (HASTACK_TIMING=1).
 	Trace func(step string, d time.Duration)
 }
@@ -122,8 +124,9 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		var rerr error
 		go func() {
 			t0 := time.Now()
-			r, rerr = Render(cfg.Context, cl, cl.Primary, guess, true)
-			opts.trace("render", t0)
+			var hit bool
+			r, hit, rerr = opts.RenderCache.Render(cfg.Context, cl, cl.Primary, guess, true)
+			opts.trace(map[bool]string{false: "render", true: "render (cached)"}[hit], t0)
 			close(rendered)
 		}()
 		t0 := time.Now()
@@ -164,10 +167,11 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		live := p.Source == "sentinels"
 		if p.Node != r.Primary || len(up) != len(guess) || !live {
 			t0 = time.Now()
-			if r, err = Render(cfg.Context, cl, p.Node, up, live); err != nil {
+			var hit bool
+			if r, hit, err = opts.RenderCache.Render(cfg.Context, cl, p.Node, up, live); err != nil {
 				return nil, err
 			}
-			opts.trace("render again", t0)
+			opts.trace(map[bool]string{false: "render again", true: "render again (cached)"}[hit], t0)
 		}
 		t0 = time.Now()
 		if len(facts) < len(r.Nodes) {

@@ -3,9 +3,30 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"hastack.dev/hastack/internal/cli"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:])) }
+func main() { os.Exit(run()) }
+
+// run is main with the deferred profile written before the exit.
+// HASTACK_CPUPROFILE=FILE writes a CPU profile of the run (docs/performance.md).
+func run() int {
+	if path := os.Getenv("HASTACK_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hastack: HASTACK_CPUPROFILE: %v\n", err)
+			return cli.ExitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "hastack: HASTACK_CPUPROFILE: %v\n", err)
+			return cli.ExitUsage
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return cli.Main(os.Args[1:])
+}
