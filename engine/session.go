@@ -236,12 +236,14 @@ func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
 	hosts, errs = map[string]host.Host{}, map[string]error{}
 	facts, gerrs = map[string]*Facts{}, map[string]error{}
 	var wg sync.WaitGroup
+	var slowConnect, slowGather time.Duration // for HASTACK_TIMING
 	for _, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var h host.Host
 			var err error
+			t0 := time.Now()
 			switch {
 			case opts.Connect != nil:
 				h, err = opts.Connect(ctx, n)
@@ -252,6 +254,7 @@ func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
 					User: n.SSH.User, Sudo: sshconn.DefaultSudo(n.SSH.User)}, opts.SSH)
 			}
 			mu.Lock()
+			slowConnect = max(slowConnect, time.Since(t0))
 			if err != nil {
 				errs[n.Name] = err
 				mu.Unlock()
@@ -262,9 +265,11 @@ func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
 			if gather == nil {
 				return
 			}
+			t1 := time.Now()
 			f, err := gather(ctx, n.Name, h)
 			mu.Lock()
 			defer mu.Unlock()
+			slowGather = max(slowGather, time.Since(t1))
 			switch {
 			case err != nil:
 				gerrs[n.Name] = err
@@ -274,6 +279,12 @@ func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
 		}()
 	}
 	wg.Wait()
+	if opts.Trace != nil {
+		opts.Trace("slowest connect", slowConnect)
+		if gather != nil {
+			opts.Trace("slowest gather (incl. wait for render)", slowGather)
+		}
+	}
 	return hosts, errs, facts, gerrs
 }
 

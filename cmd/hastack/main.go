@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"hastack.dev/hastack/internal/cli"
@@ -15,6 +16,11 @@ func main() { os.Exit(run()) }
 // run is main with the deferred profile written before the exit.
 // HASTACK_CPUPROFILE=FILE writes a CPU profile of the run (docs/performance.md).
 func run() int {
+	// A run is short and its heap small (tens of MB): collect less often.
+	// On the loaded 31-node lab this took a plan's CPU from 0.19 to 0.17 s.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	if path := os.Getenv("HASTACK_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
