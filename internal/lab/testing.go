@@ -49,20 +49,12 @@ func Start(t testing.TB, nodes int) *Lab {
 // (/var/log/lab/*.log on each node), one block per file.
 func (l *Lab) UnitLogTails(n int) string {
 	var b strings.Builder
-	for _, nd := range l.Nodes {
-		files, _ := filepath.Glob(filepath.Join(nd.Dir, "log", "lab", "*.log"))
-		for _, f := range files {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-			if len(lines) > n {
-				lines = lines[len(lines)-n:]
-			}
-			fmt.Fprintf(&b, "== %s %s\n%s\n", nd.Name, filepath.Base(f), strings.Join(lines, "\n"))
+	l.eachUnitLog(func(node, file string, lines []string) {
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
 		}
-	}
+		fmt.Fprintf(&b, "== %s %s\n%s\n", node, file, strings.Join(lines, "\n"))
+	})
 	return b.String()
 }
 
@@ -70,20 +62,28 @@ func (l *Lab) UnitLogTails(n int) string {
 // about itself (lines "-- ... lab systemctl: ...", and the lines after).
 func (l *Lab) StandinNotes() string {
 	var b strings.Builder
-	for _, nd := range l.Nodes {
-		files, _ := filepath.Glob(filepath.Join(nd.Dir, "log", "lab", "*.log"))
-		for _, f := range files {
-			data, _ := os.ReadFile(f)
-			lines := strings.Split(string(data), "\n")
-			for i, line := range lines {
-				if strings.Contains(line, "lab systemctl:") {
-					end := min(i+4, len(lines))
-					fmt.Fprintf(&b, "== %s %s\n%s\n", nd.Name, filepath.Base(f), strings.Join(lines[i:end], "\n"))
-				}
+	l.eachUnitLog(func(node, file string, lines []string) {
+		for i, line := range lines {
+			if strings.Contains(line, "lab systemctl:") {
+				fmt.Fprintf(&b, "== %s %s\n%s\n", node, file, strings.Join(lines[i:min(i+4, len(lines))], "\n"))
 			}
 		}
-	}
+	})
 	return b.String()
+}
+
+// eachUnitLog calls f with the lines of every node's unit logs.
+func (l *Lab) eachUnitLog(f func(node, file string, lines []string)) {
+	for _, nd := range l.Nodes {
+		files, _ := filepath.Glob(filepath.Join(nd.Dir, "log", "lab", "*.log"))
+		for _, p := range files {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			f(nd.Name, filepath.Base(p), strings.Split(strings.TrimRight(string(data), "\n"), "\n"))
+		}
+	}
 }
 
 // Available says why a lab cannot start here, or nil.
