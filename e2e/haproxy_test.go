@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,6 +107,27 @@ func TestHaproxyDesign(t *testing.T) {
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
+	})
+
+	// check sees a node whose HAProxy is down, names it, and passes again
+	// once it runs.
+	t.Run("check sees a dead HAProxy", func(t *testing.T) {
+		c := c.in(t)
+		c.must(0, "check", "-wait", "30s") // settled after the rogue master
+		if out, err := c.exec("node3", "systemctl", "stop", "haproxy"); err != nil {
+			t.Fatalf("node3: systemctl stop haproxy: %v: %s", err, out)
+		}
+		out := c.must(1, "check")
+		if !regexp.MustCompile(`(?m)^FAIL\s+node3\s+haproxy: HAProxy at 127\.0\.0\.1:31414 gives no Redis`).MatchString(out) {
+			t.Errorf("check does not name node3's HAProxy:\n%s", out)
+		}
+		if regexp.MustCompile(`(?m)^FAIL\s+node[12]\s+haproxy`).MatchString(out) {
+			t.Errorf("check blames the other nodes' HAProxy too:\n%s", out)
+		}
+		if out, err := c.exec("node3", "systemctl", "start", "haproxy"); err != nil {
+			t.Fatalf("node3: systemctl start haproxy: %v: %s", err, out)
+		}
+		c.must(0, "check", "-wait", "30s")
 	})
 
 	// The price of asking the Sentinel: while node2's own Sentinel restarts

@@ -29,7 +29,7 @@ type Checker struct {
 // Result is one check on one node.
 type Result struct {
 	Node   string // "" for a cluster-wide check
-	Check  string // sentinel, quorum, sentinel-peers, redis, firewall, failover, replication
+	Check  string // sentinel, quorum, sentinel-peers, redis, firewall, haproxy, failover, replication
 	OK     bool
 	Detail string
 }

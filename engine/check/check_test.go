@@ -281,3 +281,53 @@ func TestListed(t *testing.T) {
 		t.Error("listed matches whole words only")
 	}
 }
+
+// In the HAProxy design (002) each node's HAProxy must reach the primary:
+// the run_id behind 127.0.0.1:31414 is the primary's own.
+func TestHAProxyReachesThePrimary(t *testing.T) {
+	runID := func(i int) string { return fmt.Sprintf("# Server\nrun_id:%040d\n", i+1) }
+	check := func(edit func(i int, s map[string]string)) Report {
+		t.Helper()
+		c, _ := newChecker(func(i int, s map[string]string) {
+			s["runid"] = runID(i)
+			s["haproxy"] = runID(0) // node1 is the primary
+			if edit != nil {
+				edit(i, s)
+			}
+		})
+		c.Cluster.Design, c.Cluster.HAProxyPort = "haproxy", 31414
+		return c.Health(context.Background())
+	}
+	r := check(nil)
+	if !r.OK() || len(r) != 19 {
+		t.Fatalf("healthy HAProxy design: %d results, failures %q", len(r), failures(r))
+	}
+	for _, x := range r {
+		if x.Check == "haproxy" && x.Detail != "127.0.0.1:31414 reaches node1, the primary (same run_id)" {
+			t.Errorf("%s: %q", x.Node, x.Detail)
+		}
+	}
+	r = check(func(i int, s map[string]string) {
+		switch i {
+		case 1:
+			s["haproxy"] = runID(1) // node2's HAProxy sends clients to node2, a replica
+		case 2:
+			s["haproxy"] = "Error: Connection reset by peer\n"
+		}
+	})
+	if got, want := failures(r), "node2: haproxy, node3: haproxy"; got != want {
+		t.Fatalf("failures %q, want %q", got, want)
+	}
+	details := map[string]string{}
+	for _, x := range r {
+		if x.Check == "haproxy" {
+			details[x.Node] = x.Detail
+		}
+	}
+	if want := "127.0.0.1:31414 reaches node2, not the primary node1"; details["node2"] != want {
+		t.Errorf("node2: %q, want %q", details["node2"], want)
+	}
+	if want := "HAProxy at 127.0.0.1:31414 gives no Redis: Error: Connection reset by peer"; details["node3"] != want {
+		t.Errorf("node3: %q, want %q", details["node3"], want)
+	}
+}

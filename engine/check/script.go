@@ -46,6 +46,12 @@ func (c *Checker) healthScript(ip, boundary string) string {
 	b.WriteString(s("master", "SENTINEL MASTER "+set))
 	b.WriteString(s("replicas", "SENTINEL REPLICAS "+set))
 	fmt.Fprintf(&b, "echo '%s redis'\nq -h %s -p %d INFO replication\n", boundary, ip, cl.RedisPort)
+	if cl.Design == "haproxy" {
+		// Which Redis this node's HAProxy reaches: its run_id against each
+		// node's own.
+		fmt.Fprintf(&b, "echo '%s runid'\nq -h %s -p %d INFO server\n", boundary, ip, cl.RedisPort)
+		fmt.Fprintf(&b, "echo '%s haproxy'\nq -h 127.0.0.1 -p %d INFO server\n", boundary, cl.HAProxyPort)
+	}
 	if cl.Firewall.Manage {
 		fmt.Fprintf(&b, "echo '%[1]s input'\niptables -S INPUT 2>&1\necho '%[1]s chain'\niptables -S %[2]s 2>&1\n", boundary, Chain)
 	}

@@ -195,6 +195,10 @@ func (c *Checker) evaluate(views []view) Report {
 			ok, detail := c.firewall(v)
 			add(n, "firewall", ok, "%s", detail)
 		}
+		if cl.Design == "haproxy" {
+			ok, detail := c.haproxy(v, views, primary)
+			add(n, "haproxy", ok, "%s", detail)
+		}
 	}
 	// Exactly one primary, and the Sentinels name it.
 	switch {
@@ -285,4 +289,33 @@ func (c *Checker) firewall(v view) (bool, string) {
 		return false, fmt.Sprintf("chain %s lacks %d rules, first: %s", Chain, len(missing), missing[0])
 	}
 	return true, fmt.Sprintf("chain %s accepts ports %d and %d from the %d cluster IPs only", Chain, cl.RedisPort, cl.SentinelPort, len(cl.Nodes))
+}
+
+// haproxy checks that the node's HAProxy (design 002) reaches the primary
+// the Sentinels name: the run_id behind 127.0.0.1:<port> is that node's.
+func (c *Checker) haproxy(v view, views []view, primary string) (bool, string) {
+	at := fmt.Sprintf("127.0.0.1:%d", c.Cluster.HAProxyPort)
+	hs := v.secs["haproxy"]
+	if f := hs.failure(); f != "" {
+		return false, fmt.Sprintf("HAProxy at %s gives no Redis: %s", at, f)
+	}
+	id := hs.info()["run_id"]
+	reached := ""
+	for _, o := range views {
+		if rid := o.secs["runid"].info()["run_id"]; rid != "" && rid == id {
+			reached = o.node
+		}
+	}
+	want := c.nodeByIP(strings.Split(primary, ":")[0])
+	switch {
+	case id == "":
+		return false, fmt.Sprintf("%s answered INFO server with no run_id", at)
+	case reached == "":
+		return false, fmt.Sprintf("%s reaches a Redis that is no node's of this cluster (run_id %s)", at, id)
+	case want == "":
+		return false, fmt.Sprintf("%s reaches %s, but the Sentinels agree on no primary", at, reached)
+	case reached != want:
+		return false, fmt.Sprintf("%s reaches %s, not the primary %s", at, reached, want)
+	}
+	return true, fmt.Sprintf("%s reaches %s, the primary (same run_id)", at, want)
 }
