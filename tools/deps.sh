@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what hastack's tests and its local lab need on Debian: OpenSSH's
-# sshd, Redis, Sentinel, HAProxy (and socat, which saves its server state
-# across a reload), iptables, iproute2. Needs root.
+# sshd, Redis, Sentinel, HAProxy (and socat, the first tool a reload of
+# HAProxy tries for saving its server states), iptables, iproute2. Needs root.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
 	echo "tools/deps.sh: run as root (sudo tools/deps.sh)" >&2
