@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
@@ -39,41 +38,13 @@ type topoParams struct {
 	PrimarySet              string
 }
 
-// Gather runs every node's fact script, all nodes in parallel, one exec
-// each. It returns facts for the nodes that answered and an error per node
-// that did not.
-func Gather(ctx context.Context, r *Rendered, hosts map[string]host.Host, sec secret.Secret) (map[string]*Facts, map[string]error) {
-	tp := topoOf(r)
-	var mu sync.Mutex
-	facts := map[string]*Facts{}
-	errs := map[string]error{}
-	var wg sync.WaitGroup
-	for _, n := range r.Nodes {
-		h := hosts[n.Name]
-		if h == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f, err := gatherNode(ctx, n, tp, h, sec)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs[n.Name] = err
-			} else {
-				facts[n.Name] = f
-			}
-		}()
-	}
-	wg.Wait()
-	return facts, errs
-}
-
+// topoOf is what a node's topology facts are read with.
 func topoOf(r *Rendered) topoParams {
 	return topoParams{r.Cluster.RedisPort, r.Cluster.SentinelPort, r.Cluster.PrimarySet}
 }
 
+// gatherNode runs n's fact script, one exec, and reads its Redis and
+// Sentinel beside it.
 func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec secret.Secret) (*Facts, error) {
 	// The topology is read with the rest: the node's own Sentinel and Redis,
 	// over TCP from the node while the script runs when the connector can,

@@ -38,6 +38,14 @@ type Options struct {
 	Trace func(step string, d time.Duration)
 }
 
+// cached names a render step for the trace.
+func cached(step string, hit bool) string {
+	if hit {
+		return step + " (cached)"
+	}
+	return step
+}
+
 func (o Options) trace(step string, start time.Time) {
 	if o.Trace != nil {
 		o.Trace(step, time.Since(start))
@@ -126,7 +134,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 			t0 := time.Now()
 			var hit bool
 			r, hit, rerr = opts.RenderCache.Render(cfg.Context, cl, cl.Primary, guess, true)
-			opts.trace(map[bool]string{false: "render", true: "render (cached)"}[hit], t0)
+			opts.trace(cached("render", hit), t0)
 			close(rendered)
 		}()
 		t0 := time.Now()
@@ -171,7 +179,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 			if r, hit, err = opts.RenderCache.Render(cfg.Context, cl, p.Node, up, live); err != nil {
 				return nil, err
 			}
-			opts.trace(map[bool]string{false: "render again", true: "render again (cached)"}[hit], t0)
+			opts.trace(cached("render again", hit), t0)
 		}
 		t0 = time.Now()
 		if len(facts) < len(r.Nodes) {
