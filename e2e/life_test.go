@@ -301,7 +301,7 @@ func lifeRotation(t *testing.T, design string) {
 			}
 		}
 		if design == "haproxy" {
-			c.haproxyWrites(all, when)
+			c.haproxyWrites(all, when, lifePassword)
 		}
 	}
 	checkPasswords("after the rotation")
@@ -337,10 +337,10 @@ func lifeRotation(t *testing.T, design string) {
 }
 
 // haproxyWrites fails unless a write through each node's HAProxy reaches
-// the primary with the new password (HAProxy's checks pass with it) and
-// the old password is refused there. HAProxy checks every second: allow a
+// the primary with the cluster's password (HAProxy's checks pass with it)
+// and, after a rotation, old is refused there. HAProxy checks every second: allow a
 // few rounds after a restart.
-func (c *lifeLab) haproxyWrites(nodes []string, when string) {
+func (c *lifeLab) haproxyWrites(nodes []string, when string, old string) {
 	c.t.Helper()
 	for _, n := range nodes {
 		deadline := time.Now().Add(15 * time.Second)
@@ -355,9 +355,41 @@ func (c *lifeLab) haproxyWrites(nodes []string, when string) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		old, _ := lifeRedisCLI(c.t.Context(), c.lab, n, []string{lifePassword}, "-h", "127.0.0.1", "-p", "31414", "SET", "hastack:rotation", "old")
-		if old == "OK" {
+		if old == "" {
+			continue
+		}
+		if out, _ := lifeRedisCLI(c.t.Context(), c.lab, n, []string{old}, "-h", "127.0.0.1", "-p", "31414", "SET", "hastack:rotation", "old"); out == "OK" {
 			c.t.Errorf("%s: %s: HAProxy's primary still takes the old password", when, n)
 		}
+	}
+}
+
+// TestLifeGrowHaproxy: 3 → 5 nodes in the HAProxy design (002), a client
+// writing through node2's HAProxy all along: the old nodes' haproxy.cfg
+// gains two servers and HAProxy reloads.
+func TestLifeGrowHaproxy(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
+		t.Skip("needs /usr/sbin/haproxy (Debian package haproxy)")
+	}
+	start := time.Now()
+	defer func() { t.Logf("%s took %.1fs", t.Name(), time.Since(start).Seconds()) }()
+	c := newLifeLab(t, 5)
+	all, first := c.all(), c.all()[:3]
+	extra := lifePause + "\ndesign: \"haproxy\""
+	c.configure(first, extra, "")
+	c.must(0, "apply", "-auto-approve")
+	c.waitSettled(first, "")
+	c.haproxyWrites(first, "before growing", "")
+
+	w := startWorkload(t, c.lab, "node2", c.pw)
+	c.configure(all, extra, "")
+	c.must(0, "apply", "-auto-approve")
+	c.waitSettled(all, "")
+	c.noChanges("after growing to 5 nodes")
+	c.haproxyWrites(all, "after growing", "")
+	rep := w.finish("node2", c.pw)
+	t.Logf("grow 3 → 5 nodes through node2's HAProxy: %s", rep)
+	if rep.Failed > 0 || rep.Lost > 0 {
+		t.Errorf("growing: %d failed requests, %d acknowledged writes lost; want none", rep.Failed, rep.Lost)
 	}
 }
