@@ -200,18 +200,30 @@ func TestLifeGrowAndLiveSettings(t *testing.T) {
 
 // TestLifeReplaceNode: config {1,2,3} → node3 stopped → config {1,2,4} on a
 // live cluster; every Sentinel then counts node4 and not node3.
-func TestLifeReplaceNode(t *testing.T) {
+func TestLifeReplaceNode(t *testing.T) { lifeReplace(t, "sentinel", "node1") }
+
+// The same in the HAProxy design (002), the client writing through node2's
+// HAProxy, whose haproxy.cfg loses node3's server and gains node4's.
+func TestLifeReplaceNodeHaproxy(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
+		t.Skip("needs /usr/sbin/haproxy (Debian package haproxy)")
+	}
+	lifeReplace(t, "haproxy", "node2")
+}
+
+func lifeReplace(t *testing.T, design, client string) {
 	start := time.Now()
-	defer func() { t.Logf("TestLifeReplaceNode took %.1fs", time.Since(start).Seconds()) }()
+	defer func() { t.Logf("%s took %.1fs", t.Name(), time.Since(start).Seconds()) }()
 	c := newLifeLab(t, 4)
 	before, after := []string{"node1", "node2", "node3"}, []string{"node1", "node2", "node4"}
-	c.configure(before, lifePause, "")
+	extra := lifePause + "\ndesign: \"" + design + "\""
+	c.configure(before, extra, "")
 	c.must(0, "apply", "-auto-approve")
 	c.waitSettled(before, "")
 
-	w := startWorkload(t, c.lab, "node1", c.pw)
+	w := startWorkload(t, c.lab, client, c.pw)
 	c.exec("node3", "systemctl", "stop", "asperaredissentinel", "asperaredisd")
-	c.configure(after, lifePause, "")
+	c.configure(after, extra, "")
 	out := c.must(0, "apply", "-auto-approve")
 	// The Sentinels that knew node3 are reset; node4's never saw it.
 	for _, n := range []string{"node1", "node2"} {
@@ -228,8 +240,11 @@ func TestLifeReplaceNode(t *testing.T) {
 			t.Errorf("%s's Sentinel still knows node3 (%s)", n, gone)
 		}
 	}
-	rep := w.finish("node1", c.pw)
-	t.Logf("replace node3 by node4: %s", rep)
+	if design == "haproxy" {
+		c.haproxyWrites(after, "after replacing node3 with node4", "")
+	}
+	rep := w.finish(client, c.pw)
+	t.Logf("replace node3 by node4 (client on %s): %s", client, rep)
 	if rep.Failed > 0 || rep.Lost > 0 {
 		t.Errorf("replacing a node: %d failed requests, %d acknowledged writes lost; want none", rep.Failed, rep.Lost)
 	}
