@@ -4,7 +4,7 @@
 # HAProxy tries for saving its server states), iptables, iproute2. Needs root.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
-	echo "tools/deps.sh: run as root (sudo tools/deps.sh)" >&2
+	echo "tools/deps.sh: run as root (as root: bash tools/deps.sh)" >&2
 	exit 1
 fi
 pkgs="openssh-server openssh-client redis-server redis-sentinel redis-tools haproxy socat iptables iproute2 util-linux procps coreutils"
