@@ -12,12 +12,11 @@ import (
 // CMDS, which sends several newline-separated commands on one connection on
 // redis-cli's stdin (use it for any command that carries a password: a
 // function's arguments are on no process's command line); during a
-// rotation both fall back to the previous password. Scripts that use it are sent on
-// stdin (sh -s) after secret.Fill, so no password is ever on a command line.
-const RedisPrelude = `HASTACK_PW='` + secret.Placeholder + `'
-HASTACK_PW_OLD='` + secret.PreviousPlaceholder + `'
-PATH=/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-_cli=$(command -v asredis || command -v redis-cli)
+// rotation both fall back to the previous password. Scripts that use it are
+// sent on stdin (sh -s) after secret.Fill, so no password is ever on a
+// command line; SecretVar keeps the shell from parsing it.
+var RedisPrelude = SecretVar("HASTACK_PW", secret.Placeholder) + SecretVar("HASTACK_PW_OLD", secret.PreviousPlaceholder) +
+	"PATH=" + NodePATH + "\n" + `_cli=$(command -v asredis || command -v redis-cli)
 redisq() {
 	_out=$(REDISCLI_AUTH="$HASTACK_PW" timeout 5 "$_cli" --no-auth-warning "$@" 2>&1 </dev/null)
 	case "$_out" in *NOAUTH*|*WRONGPASS*|*"AUTH failed"*)

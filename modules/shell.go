@@ -20,6 +20,29 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// SecretVar is the one way a script carries a password: it assigns a secret
+// placeholder to the shell variable name, for a script that secret.Fill fills
+// in and that is sent on stdin (sh -s), never on a command line. Scripts
+// then use "$name", always double-quoted.
+//
+// The value is single-quoted, and inside single quotes sh gives no
+// character a meaning but the quote itself: secret.Check refuses a password
+// holding ' (or a newline, which could end the line), so a filled-in
+// password is one literal word, whatever $ ; & | ( ) < > ` ! it holds
+// (TestSecretVarInvariant keeps that so). Quote must not be used here: a
+// placeholder is made of characters Quote leaves bare, and the password
+// filled in for it would then be parsed by the node's root shell.
+func SecretVar(name, placeholder string) string {
+	if placeholder != secret.Placeholder && placeholder != secret.PreviousPlaceholder {
+		panic("hastack bug: SecretVar of something other than a secret placeholder")
+	}
+	return name + "='" + placeholder + "'\n"
+}
+
+// NodePATH is the PATH every node script sets: the Aspera tools (asredis,
+// asnodeadmin) first, then the system's. A script never trusts the login's.
+const NodePATH = "/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // run runs cmd and turns a non-zero exit into an error. The error quotes
 // stderr (masked), never stdin.
 func run(ctx context.Context, h host.Host, cmd string, stdin []byte, sec secret.Secret) (host.Result, error) {

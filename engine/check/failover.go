@@ -63,7 +63,7 @@ func (c *Checker) Failover(ctx context.Context, settle time.Duration) (Drill, Re
 
 	// DEBUG SLEEP 0 tells whether DEBUG is allowed without pausing anything.
 	b := newBoundary()
-	out, err := c.run(ctx, d.OldPrimary, header(b)+fmt.Sprintf("echo '%s debug'\nq -h %s -p %d DEBUG SLEEP 0\n", b, pip, cl.RedisPort))
+	out, err := c.run(ctx, d.OldPrimary, debugProbeScript(b, pip, cl.RedisPort))
 	if err != nil {
 		return d, before, fmt.Errorf("%s: %w", d.OldPrimary, err)
 	}
@@ -82,9 +82,7 @@ func (c *Checker) Failover(ctx context.Context, settle time.Duration) (Drill, Re
 	slept := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		// redis-cli's own 5 s limit must not cut the pause short.
-		script := header(b) + fmt.Sprintf("timeout %d \"$cli\" --no-auth-warning -h %s -p %d DEBUG SLEEP %d </dev/null >/dev/null 2>&1\n", secs+10, pip, cl.RedisPort, secs)
-		_, err := c.run(ctx, d.OldPrimary, script)
+		_, err := c.run(ctx, d.OldPrimary, debugSleepScript(b, pip, cl.RedisPort, secs))
 		slept <- err
 	}()
 	newIP, err := c.watchPromotion(ctx, watcher, pip, d.Pause+5*time.Second)
@@ -117,6 +115,18 @@ func (c *Checker) Failover(ctx context.Context, settle time.Duration) (Drill, Re
 	after = append(after, Result{Check: "failover", OK: true, Detail: fmt.Sprintf("%s promoted after %.3fs without a primary; %s rejoined as a replica",
 		d.NewPrimary, d.NoPrimary.Seconds(), d.OldPrimary)})
 	return d, after, nil
+}
+
+// debugProbeScript asks, with DEBUG SLEEP 0, whether the Redis at ip
+// allows DEBUG, without pausing anything.
+func debugProbeScript(b, ip string, port int) string {
+	return header(b) + fmt.Sprintf("echo '%s debug'\nq -h %s -p %d DEBUG SLEEP 0\n", b, ip, port)
+}
+
+// debugSleepScript pauses the Redis at ip for secs seconds. redis-cli's own
+// 5 s limit (q's) must not cut the pause short.
+func debugSleepScript(b, ip string, port, secs int) string {
+	return header(b) + fmt.Sprintf("timeout %d \"$cli\" --no-auth-warning -h %s -p %d DEBUG SLEEP %d </dev/null >/dev/null 2>&1\n", secs+10, ip, port, secs)
 }
 
 // primaryOf finds the node the passing "primary" result names.

@@ -15,12 +15,14 @@ const Chain = "HASTACK"
 
 // header starts every script sent to a node. Scripts travel on stdin
 // (sh -s) with the password filled in, and redis-cli reads it from
-// REDISCLI_AUTH: it is in no command line and no process list. q runs the
-// Redis CLI the node has (asredis on HSTS) with a time limit, prints its
-// output and then "<boundary>=rc N".
+// REDISCLI_AUTH: it is in no command line and no process list. The
+// password is assigned the one way every script does (modules.SecretVar):
+// a password may hold $ ; & | ( ) < > ` !, and the node's root shell must
+// take none of them for code. q runs the Redis CLI the node has (asredis on
+// HSTS) with a time limit, prints its output and then "<boundary>=rc N".
 func header(boundary string) string {
-	return "HASTACK_PW=" + modules.Quote(secret.Placeholder) + "\nexport REDISCLI_AUTH=\"$HASTACK_PW\"\n" +
-		"PATH=/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" +
+	return modules.SecretVar("HASTACK_PW", secret.Placeholder) + "export REDISCLI_AUTH=\"$HASTACK_PW\"\n" +
+		"PATH=" + modules.NodePATH + "\n" +
 		"cli=$(command -v asredis || command -v redis-cli)\n" +
 		"q() { out=$(timeout 5 \"$cli\" --no-auth-warning \"$@\" 2>&1 </dev/null); rc=$?; printf '%s\\n' \"$out\" | tr -d '\\r'; echo '" + boundary + "=rc' $rc; }\n"
 }
