@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -71,7 +69,7 @@ func cmdLabUp(ts *testscript.TestScript, neg bool, args []string) {
 	name := fmt.Sprintf("s%08x", h.Sum32())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: n, Dir: filepath.Join(os.TempDir(), "hastack-lab-"+name)})
+	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: n})
 	if err != nil {
 		ts.Fatalf("lab-up: %v", err)
 	}

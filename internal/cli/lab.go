@@ -23,15 +23,13 @@ func init() {
 	})
 }
 
-// labDir is where the CLI keeps labs: fixed, so `lab ls` finds them.
-func labDir(name string) string { return filepath.Join("/tmp", "hastack-lab-"+name) }
-
 func labUsage(env *Env) {
 	fmt.Fprint(env.Stderr, `usage:
-  hastack lab up [-n 3] [-name lab] [-dir DIR]   start N nodes (sshd in namespaces)
-  hastack lab down [-name lab] [-dir DIR]        stop them and remove everything
-  hastack lab ls                                 list labs under /tmp
+  hastack lab up [-n 3] [-name lab]              start N nodes (sshd in namespaces)
+  hastack lab down [-name lab]                   stop them and remove everything
+  hastack lab ls                                 list labs (/tmp/hastack-lab-NAME)
   hastack lab exec [-name lab] NODE -- CMD...    run a command on a node
+The lab's dir, namespaces and addresses all follow from its name.
 `)
 }
 
@@ -44,7 +42,6 @@ func runLab(env *Env, args []string) int {
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() { labUsage(env); fs.PrintDefaults() }
 	name := fs.String("name", "lab", "lab name (1-12 of a-z, 0-9, -)")
-	dir := fs.String("dir", "", "lab dir (default /tmp/hastack-lab-NAME)")
 	nodes := fs.Int("n", 3, "number of nodes (up)")
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		labUsage(env)
@@ -56,15 +53,16 @@ func runLab(env *Env, args []string) int {
 		}
 		return ExitUsage
 	}
-	if *dir == "" {
-		*dir = labDir(*name)
+	if err := lab.ValidName(*name); err != nil && args[0] != "ls" {
+		fmt.Fprintf(env.Stderr, "hastack lab %s: %v\n", args[0], err)
+		return ExitUsage
 	}
 	switch args[0] {
 	case "up":
-		return labUp(env, *name, *dir, *nodes)
+		return labUp(env, *name, *nodes)
 	case "down":
 		// Clean also handles a lab that crashed before saving lab.json.
-		if err := lab.Clean(*name, *dir); err != nil {
+		if err := lab.Clean(*name); err != nil {
 			fmt.Fprintf(env.Stderr, "hastack lab down: %v\n", err)
 			return ExitFailure
 		}
@@ -73,14 +71,14 @@ func runLab(env *Env, args []string) int {
 	case "ls":
 		return labLs(env)
 	case "exec":
-		return labExec(env, *dir, fs.Args())
+		return labExec(env, *name, fs.Args())
 	}
 	fmt.Fprintf(env.Stderr, "hastack lab: unknown subcommand %q\n", args[0])
 	labUsage(env)
 	return ExitUsage
 }
 
-func labUp(env *Env, name, dir string, nodes int) int {
+func labUp(env *Env, name string, nodes int) int {
 	if err := lab.Available(); err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
 		return ExitFailure
@@ -89,7 +87,7 @@ func labUp(env *Env, name, dir string, nodes int) int {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: nodes, Dir: dir})
+	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: nodes})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
 		return ExitFailure
@@ -122,10 +120,12 @@ Stop it: hastack lab down -name %[6]s
 }
 
 func labLs(env *Env) int {
-	dirs, _ := filepath.Glob(labDir("*"))
+	dirs, _ := filepath.Glob(lab.DirOf("*"))
 	for _, d := range dirs {
 		l, err := lab.Load(d)
 		if err != nil {
+			// Anyone can make a /tmp/hastack-lab-X: say why it is not listed.
+			fmt.Fprintf(env.Stderr, "hastack lab ls: %v\n", err)
 			continue
 		}
 		var names []string
@@ -137,7 +137,7 @@ func labLs(env *Env) int {
 	return ExitOK
 }
 
-func labExec(env *Env, dir string, args []string) int {
+func labExec(env *Env, name string, args []string) int {
 	if len(args) > 1 && args[1] == "--" {
 		args = append(args[:1], args[2:]...)
 	}
@@ -145,7 +145,7 @@ func labExec(env *Env, dir string, args []string) int {
 		fmt.Fprintln(env.Stderr, "usage: hastack lab exec [-name lab] NODE -- CMD...")
 		return ExitUsage
 	}
-	l, err := lab.Load(dir)
+	l, err := lab.Open(name)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab exec: %v\n", err)
 		return ExitFailure

@@ -9,7 +9,7 @@ import (
 // The generated config must pass hastack's own schema, extra included.
 // Needs no root: no lab is started.
 func TestWriteConfigIsValid(t *testing.T) {
-	l := newLab("cfg", t.TempDir(), 5)
+	l := newLab("cfg", 5)
 	dir := t.TempDir()
 	if err := l.WriteConfig(dir, `design: "haproxy"`); err != nil {
 		t.Fatal(err)

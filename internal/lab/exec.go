@@ -11,20 +11,33 @@ import (
 
 // Exec runs argv inside a node's namespaces (network, mount, PID, UTS) as
 // root, for test assertions, and returns its combined output. It does not
-// go through SSH.
+// go through SSH. It enters the node's init, found in the node's network
+// namespace (nodePID), never a pid it was merely told.
 func (l *Lab) Exec(ctx context.Context, node string, argv ...string) ([]byte, error) {
-	n, ok := l.Node(node)
+	d, err := l.derived()
+	if err != nil {
+		return nil, err
+	}
+	n, ok := d.Node(node)
 	if !ok {
 		return nil, fmt.Errorf("lab %s: no node %q", l.Name, node)
 	}
-	args := append([]string{"-t", strconv.Itoa(n.PID), "-n", "-m", "-p", "-u", "--"}, argv...)
+	pid, err := nodePID(n)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"-t", strconv.Itoa(pid), "-n", "-m", "-p", "-u", "--"}, argv...)
 	return run(exec.CommandContext(ctx, "nsenter", args...))
 }
 
 // ExecController runs argv in the controller network namespace (which
 // shares the host's filesystem and processes).
 func (l *Lab) ExecController(ctx context.Context, argv ...string) ([]byte, error) {
-	args := append([]string{"netns", "exec", l.Controller}, argv...)
+	d, err := l.derived()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"netns", "exec", d.Controller}, argv...)
 	return run(exec.CommandContext(ctx, "ip", args...))
 }
 

@@ -13,14 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 )
 
-// Options say what lab to start.
+// Options say what lab to start. Everything else (the lab dir, the
+// namespaces, the addresses) is derived from the name: see newLab.
 type Options struct {
-	Name  string // short, e.g. "t3"; names the namespaces
+	Name  string // short, e.g. "t3"; names the namespaces and the lab dir
 	Nodes int    // number of nodes, default 3
-	Dir   string // default $TMPDIR/hastack-lab-<Name>
 }
 
 // Lab is a running set of nodes. It is saved as <Dir>/lab.json.
@@ -47,31 +48,41 @@ type Node struct {
 	Dir   string `json:"dir"`
 }
 
+// MaxNodes is the most nodes a lab has (the addresses of a /24).
+const MaxNodes = 200
+
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,11}$`)
+
+// ValidName says whether name can name a lab: 1-12 of [a-z0-9-], so that
+// the lab dir and namespace names made from it are plain file names.
+func ValidName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("lab: name %q: want 1-12 of [a-z0-9-], starting with a letter or digit", name)
+	}
+	return nil
+}
 
 // Up starts a lab. It first removes the leftovers of a lab with the same
 // name (a crashed run). On error it tears down what it started.
 func Up(ctx context.Context, o Options) (*Lab, error) {
-	if !nameRE.MatchString(o.Name) {
-		return nil, fmt.Errorf("lab: name %q: want 1-12 of [a-z0-9-]", o.Name)
+	if err := ValidName(o.Name); err != nil {
+		return nil, err
 	}
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
-	if o.Nodes < 1 || o.Nodes > 200 {
-		return nil, fmt.Errorf("lab: %d nodes: want 1-200", o.Nodes)
+	if o.Nodes < 1 || o.Nodes > MaxNodes {
+		return nil, fmt.Errorf("lab: %d nodes: want 1-%d", o.Nodes, MaxNodes)
 	}
-	if o.Dir == "" {
-		o.Dir = DefaultDir(o.Name)
-	}
-	dir, err := filepath.Abs(o.Dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := Clean(o.Name, dir); err != nil {
+	if err := Clean(o.Name); err != nil {
 		return nil, fmt.Errorf("lab: removing leftovers: %w", err)
 	}
-	l := newLab(o.Name, dir, o.Nodes)
+	l := newLab(o.Name, o.Nodes)
+	// Before anything that Down would undo: a dir we did not make is
+	// not ours to remove.
+	if err := makeLabDir(l.Dir); err != nil {
+		return nil, err
+	}
 	if err := l.up(ctx); err != nil {
 		if derr := l.Down(); derr != nil {
 			err = errors.Join(err, derr)
@@ -81,30 +92,73 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	return l, nil
 }
 
-// DefaultDir is where a lab named name lives unless told otherwise.
-func DefaultDir(name string) string {
-	return filepath.Join(os.TempDir(), "hastack-lab-"+name)
+// DirOf is the lab dir of the lab named name: fixed, so that `lab down`,
+// `lab ls` and HASTACK_LAB find it, and so that nothing but the name says
+// where a lab lives.
+func DirOf(name string) string {
+	return filepath.Join("/tmp", "hastack-lab-"+name)
 }
 
-// Load reads a lab saved by Up, e.g. to stop it from another process.
+// Load opens the lab whose dir is dir (HASTACK_LAB): dir must be a lab's
+// DirOf; the lab is then the one Open returns.
 func Load(dir string) (*Lab, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	l := new(Lab)
-	if err := json.Unmarshal(b, l); err != nil {
-		return nil, fmt.Errorf("lab: %s: %w", dir, err)
+	name, ok := strings.CutPrefix(filepath.Base(abs), "hastack-lab-")
+	if !ok || ValidName(name) != nil || DirOf(name) != abs {
+		return nil, fmt.Errorf("lab: %s is not a lab dir (labs live in %s)", dir, DirOf("NAME"))
+	}
+	return Open(name)
+}
+
+// Open returns the running lab of that name. Its names, paths and
+// addresses are derived from the name; lab.json (read from a lab dir that
+// passes openLabDir's checks) only gives the node count and the nodes'
+// pids, and must agree with what the name derives. A pid is a hint, checked
+// before every use (see nodePID).
+func Open(name string) (*Lab, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	dir := DirOf(name)
+	d, err := openLabDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lab %s is not up: no %s", name, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	saved, err := readLabJSON(d)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lab %s: no lab.json in %s (still starting, or it crashed: hastack lab down -name %s)", name, dir, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := saved.matches(name); err != nil {
+		return nil, err
+	}
+	l := newLab(name, len(saved.Nodes))
+	for i := range l.Nodes {
+		l.Nodes[i].PID = saved.Nodes[i].PID
 	}
 	return l, nil
 }
 
+// save writes lab.json: write and rename, so a reader never sees half.
 func (l *Lab) save() error {
 	b, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(l.Dir, "lab.json"), append(b, '\n'), 0o644)
+	p := filepath.Join(l.Dir, "lab.json")
+	if err := os.WriteFile(p+".new", append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(p+".new", p)
 }
 
 // Node returns the node with the given name.
@@ -118,9 +172,6 @@ func (l *Lab) Node(name string) (Node, bool) {
 }
 
 func (l *Lab) up(ctx context.Context) error {
-	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
-		return err
-	}
 	var err error
 	if l.Users, err = pickIDs(); err != nil {
 		return err
@@ -129,9 +180,6 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 	if err := l.writeKeys(); err != nil {
-		return err
-	}
-	if err := l.save(); err != nil { // early, so `lab down` can clean a half-started lab
 		return err
 	}
 	if err := l.makeNetwork(ctx); err != nil {

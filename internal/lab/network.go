@@ -15,13 +15,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newLab lays out names and addresses: a /24 per lab, 10.213.<k>.0/24 with
-// k from the name; controller .1, node i at .10+i (so at most 200 nodes).
-// Nothing routes between labs, so two labs with the same k do not clash.
-func newLab(name, dir string, nodes int) *Lab {
+// newLab lays out names and addresses, all from the lab's name (checked
+// by ValidName) and node count, never from a file: the lab dir, the
+// namespaces, and a /24 per lab, 10.213.<k>.0/24 with k from the name;
+// controller .1, node i at .10+i (so at most 200 nodes). Nothing routes
+// between labs, so two labs with the same k do not clash.
+//
+// A node's namespace is hl-NAME.nodeI: '.' cannot occur in a name, so no
+// lab's namespace is ever another lab's (with '-', lab "a"'s node1 was the
+// controller of lab "a-node1").
+func newLab(name string, nodes int) *Lab {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	net24 := fmt.Sprintf("10.213.%d", h.Sum32()%250+1)
+	dir := DirOf(name)
 	l := &Lab{
 		Name:         name,
 		Dir:          dir,
@@ -36,7 +43,7 @@ func newLab(name, dir string, nodes int) *Lab {
 		l.Nodes = append(l.Nodes, Node{
 			Name:  n,
 			IP:    fmt.Sprintf("%s.%d", net24, 10+i),
-			Netns: l.Controller + "-" + n,
+			Netns: l.Controller + "." + n,
 			Dir:   filepath.Join(dir, n),
 		})
 	}
