@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
+
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/lock"
 )
 
 // PlanFile is the JSON form of a plan: what `plan -json` prints and
@@ -20,6 +24,9 @@ type PlanFile struct {
 	// FingerprintSalt keys the fingerprints, with the password (scrypt).
 	FingerprintSalt string `json:"fingerprint_salt"`
 	Summary         Summ   `json:"summary"`
+	// Lock is the run that held the cluster's locks while the plan was
+	// made (plan -out); apply FILE takes the locks again, as its own run.
+	Lock *lock.Holder `json:"lock,omitempty"`
 }
 
 // Summ is the counts of a plan file.
@@ -41,8 +48,56 @@ func NewPlanFile(dir string, s *Session) *PlanFile {
 	for _, p := range plans {
 		c.Add(p)
 	}
-	return &PlanFile{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC(), ConfigDir: dir, Clusters: plans, FingerprintSalt: hex.EncodeToString(s.Salt),
+	pf := &PlanFile{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC(), ConfigDir: dir, Clusters: plans, FingerprintSalt: hex.EncodeToString(s.Salt),
 		Summary: Summ{c.Nodes, c.Create, c.Update, c.Delete, c.Run, c.Unpredictable, c.Services, !c.Empty()}}
+	if len(s.locks) > 0 {
+		h := s.locks[0].opts.Holder
+		pf.Lock = &h
+	}
+	return pf
+}
+
+// Save writes the plan to path, mode 0600 whatever was there before: a new
+// file (O_EXCL, 0600 from its creation) in the same folder, synced, then
+// renamed over path, so no one ever reads a half-written plan or one with
+// an old file's looser mode, and a symlink at path is replaced, not
+// followed.
+func (pf *PlanFile) Save(path string) (err error) {
+	b, err := json.MarshalIndent(pf, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := host.TempName(path)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	if err = f.Chmod(0o600); err != nil { // in case of an odd umask or ACL
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save the plan: %w", err)
+	}
+	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+		d.Sync() // the rename itself survives a crash
+		d.Close()
+	}
+	return nil
 }
 
 // ReadPlanFile reads a saved plan; ok is false when path is not one.

@@ -36,6 +36,10 @@ type Options struct {
 	RenderCache *RenderCache
 	// Trace, when set, is told how long each step took (HASTACK_TIMING=1).
 	Trace func(step string, d time.Duration)
+	// Lock, when set, locks each cluster for the session's life: this
+	// machine's lock before connecting, each node's before reading it
+	// (engine/lock.go). Session.Close releases them.
+	Lock *LockOptions
 }
 
 // cached names a render step for the trace.
@@ -60,6 +64,7 @@ type Session struct {
 	// Unreached lists the nodes left out with Options.AllowPartial.
 	Unreached NodeErrors
 	hosts     []map[string]host.Host
+	locks     []*clusterLock
 }
 
 // NodeErrors lists the nodes that could not be reached or read.
@@ -101,6 +106,10 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		}
 	}()
 	var nodeErrs NodeErrors
+	var lockDeadline time.Time // zero: refuse a held lock at once
+	if opts.Lock != nil && opts.Lock.Timeout > 0 {
+		lockDeadline = time.Now().Add(opts.Lock.Timeout)
+	}
 	for _, cl := range cfg.Clusters {
 		if len(opts.Clusters) > 0 && !contains(opts.Clusters, cl.Name) {
 			continue
@@ -108,6 +117,15 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		sec, err := ResolveSecret(cl)
 		if err != nil {
 			return nil, err
+		}
+		var lockNode func(ctx context.Context, name string, h host.Host, connErr error) error
+		if opts.Lock != nil {
+			lk, err := lockLocal(ctx, cl, opts.Lock, lockDeadline)
+			if err != nil {
+				return nil, err
+			}
+			s.locks = append(s.locks, lk)
+			lockNode = lk.node
 		}
 		// scrypt takes tens of milliseconds of CPU: do it while the nodes
 		// are being reached and read.
@@ -138,7 +156,7 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 			close(rendered)
 		}()
 		t0 := time.Now()
-		hosts, errs, facts, gerrs := connectAndGather(ctx, nodeSpecs(cl), opts, func(ctx context.Context, name string, h host.Host) (*Facts, error) {
+		hosts, errs, facts, gerrs := connectAndGather(ctx, nodeSpecs(cl), opts, lockNode, func(ctx context.Context, name string, h host.Host) (*Facts, error) {
 			<-rendered
 			if rerr != nil {
 				return nil, nil
@@ -147,6 +165,11 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		})
 		opts.trace("connect and gather", t0)
 		s.hosts = append(s.hosts, hosts)
+		if len(s.locks) > 0 {
+			if err := s.locks[len(s.locks)-1].failure(); err != nil {
+				return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
+			}
+		}
 		if rerr != nil {
 			return nil, rerr
 		}
@@ -229,15 +252,17 @@ func nodeSpecs(cl *config.Cluster) []NodeSpec {
 }
 
 func connectAll(ctx context.Context, nodes []NodeSpec, opts Options) (map[string]host.Host, map[string]error) {
-	hosts, errs, _, _ := connectAndGather(ctx, nodes, opts, nil)
+	hosts, errs, _, _ := connectAndGather(ctx, nodes, opts, nil, nil)
 	return hosts, errs
 }
 
 // connectAndGather connects to every node in parallel and, when gather is
-// not nil, runs it on each node as soon as that node is connected. It
+// not nil, runs it on each node as soon as that node is connected (and,
+// when lock is not nil, locked: lock is told every node's connect error). It
 // returns the connections, the connect errors, and gather's facts and
 // errors (a nil *Facts with a nil error is dropped).
 func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
+	lock func(ctx context.Context, name string, h host.Host, connErr error) error,
 	gather func(ctx context.Context, name string, h host.Host) (*Facts, error),
 ) (hosts map[string]host.Host, errs map[string]error, facts map[string]*Facts, gerrs map[string]error) {
 	var mu sync.Mutex
@@ -260,6 +285,12 @@ func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
 			default:
 				h, err = sshconn.Dial(ctx, sshconn.Target{Name: n.Name, Host: n.SSH.Host, Port: n.SSH.Port,
 					User: n.SSH.User, Sudo: sshconn.DefaultSudo(n.SSH.User)}, opts.SSH)
+			}
+			if lock != nil {
+				connected := err == nil
+				if err = lock(ctx, n.Name, h, err); connected && err != nil {
+					h.Close()
+				}
 			}
 			mu.Lock()
 			slowConnect = max(slowConnect, time.Since(t0))
@@ -309,8 +340,11 @@ func (s *Session) Apply(ctx context.Context, report func(Event)) []*Outcome {
 	return out
 }
 
-// Close closes every connection.
+// Close releases the locks and closes every connection.
 func (s *Session) Close() {
+	for _, lk := range s.locks {
+		lk.release()
+	}
 	for _, hs := range s.hosts {
 		for _, h := range hs {
 			h.Close()

@@ -41,6 +41,28 @@ type Host interface {
 	Close() error
 }
 
+// Starter is a Host that can start a long-lived command: one that keeps
+// running after Start returns, reads its stdin until it is closed and
+// streams its output. The node lock is one (internal/lock). Start's ctx
+// bounds starting only: the command outlives it, so a Ctrl-C that lets a
+// change finish does not end it.
+type Starter interface {
+	Start(ctx context.Context, cmd string) (Process, error)
+}
+
+// Process is a command started by Starter.Start.
+type Process interface {
+	// Stdout is the command's standard output as it comes.
+	Stdout() io.Reader
+	// CloseStdin tells the command its input has ended.
+	CloseStdin() error
+	// Wait waits for the command to end. Result.Stdout is empty (it went
+	// to Stdout); Result.Stderr holds the first few KiB of its stderr.
+	Wait() (Result, error)
+	// Close ends the command now; its resources are freed.
+	Close() error
+}
+
 // Dialer is a Host that opens TCP connections from the node itself (SSH's
 // direct-tcpip on the node's connection; a plain dial for the local host).
 // Facts use it to ask Redis and Sentinel without starting a program there.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 )
 
 // Local returns a Host for this machine. Commands run with the rights of the
@@ -110,4 +111,92 @@ func writeAtomic(f File) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// Start starts cmd with /bin/sh -c, not tied to ctx: see Starter.
+func (l localHost) Start(ctx context.Context, cmd string) (Process, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", l.name, err)
+	}
+	c := exec.Command("/bin/sh", "-c", cmd)
+	p := &localProcess{cmd: c}
+	c.Stderr = &p.stderr
+	var err error
+	if p.stdin, err = c.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("%s: start command: %w", l.name, err)
+	}
+	if p.stdout, err = c.StdoutPipe(); err != nil {
+		return nil, fmt.Errorf("%s: start command: %w", l.name, err)
+	}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("%s: start command: %w", l.name, err)
+	}
+	return p, nil
+}
+
+var _ Starter = localHost{}
+
+type localProcess struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.Reader
+	stderr CappedBuffer
+
+	wait    sync.Once
+	res     Result
+	waitErr error
+}
+
+func (p *localProcess) Stdout() io.Reader { return p.stdout }
+func (p *localProcess) CloseStdin() error { return p.stdin.Close() }
+
+// Wait may be called more than once; every call gets the same answer.
+func (p *localProcess) Wait() (Result, error) {
+	p.wait.Do(func() {
+		err := p.cmd.Wait()
+		p.res = Result{Stderr: p.stderr.Bytes()}
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee) && ee.Exited():
+			p.res.Code = ee.ExitCode()
+		default:
+			p.waitErr = err
+		}
+	})
+	return p.res, p.waitErr
+}
+
+// Close closes stdin and kills the shell. Its children (a lock's cat) see
+// their input end and stop too.
+func (p *localProcess) Close() error {
+	p.stdin.Close()
+	p.cmd.Process.Kill()
+	go p.Wait() // reap it
+	return nil
+}
+
+// CappedBuffer keeps the first 4 KiB written to it and drops the rest:
+// enough for an error message from a command that runs for long.
+type CappedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+const capBytes = 4 << 10
+
+func (b *CappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := capBytes - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// Bytes is a copy of what was kept.
+func (b *CappedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
