@@ -105,7 +105,9 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, s
 	}
 	opts.PlanSalt = salt
 	opts.NoFingerprints = !fingerprints
-	opts.RenderCache = engine.DefaultRenderCache()
+	if opts.RenderCache, err = engine.DefaultRenderCache(); err != nil {
+		fmt.Fprintf(env.Stderr, "hastack %s: warning: %v\n", name, err)
+	}
 	if os.Getenv("HASTACK_TIMING") != "" {
 		opts.Trace = func(step string, d time.Duration) {
 			fmt.Fprintf(env.Stderr, "timing: %-12s %6.1f ms\n", step, float64(d.Microseconds())/1000)
