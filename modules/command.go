@@ -3,7 +3,6 @@ package modules
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -28,7 +27,7 @@ type commandSpec struct {
 	UnlessSame []string `json:"unlessSame,omitempty"`
 	// Stamp records a keyed hash of the command and its input on the node
 	// after a successful run; the command runs again only when they change.
-	// For commands whose result cannot be read back (askmscli).
+	// For commands whose result cannot be read back (askmscli). See stamp.go.
 	Stamp bool `json:"stamp,omitempty"`
 	// Display is what the plan shows instead of Cmd and Stdin (for a
 	// script on stdin).
@@ -81,15 +80,6 @@ func (commandModule) Probe(r *Resource) (Probe, error) {
 	return Probe{Script: b.String(), Needs: Needs{Files: s.UnlessSame}}, nil
 }
 
-// stampOf is keyed with the password, so a stamp says nothing about it to
-// someone who does not know it (and the file is root's alone, so nobody can
-// test guesses against it offline).
-func stampOf(s commandSpec, sec secret.Secret) string {
-	m := hmac.New(sha256.New, []byte("hastack-stamp:"+sec.Value()))
-	m.Write([]byte(s.Cmd + "\x00" + string(secret.Fill([]byte(s.Stdin), sec))))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
 func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
 	var s commandSpec
 	if err := decodeSpec(r, &s); err != nil {
@@ -123,9 +113,11 @@ func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
 		skip = skip || (a != nil && b != nil && bytes.Equal(a.Data, b.Data))
 	}
 	var stamp string
+	var key *stampKey
 	if s.Stamp {
 		guarded = true
-		stamp = stampOf(s, env.Secret)
+		key = fact.Node.stampKeyOf()
+		stamp = stampOf(s, key, env.Secret)
 		skip = skip || fact.Node.Stamps[stampName(r.ID)] == stamp
 	}
 	if len(env.Triggered) > 0 {
@@ -161,10 +153,7 @@ func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
 		if stamp == "" {
 			return nil
 		}
-		// Private: a stamp is keyed with the password, and a guess could be
-		// checked against it offline.
-		_, err := run(ctx, h, fmt.Sprintf("umask 077 && mkdir -p %s && chmod 700 %s %s && echo %s > %s", StampDir, hastackDir, StampDir, stamp, stampPath(r.ID)), nil, sec)
-		return err
+		return writeStamp(ctx, h, key, r.ID, stamp)
 	}
 	return c, nil
 }

@@ -55,6 +55,8 @@ type NodeFacts struct {
 	Redis    RedisView
 	Stamps   map[string]string // command stamps by file name
 	Pending  map[string]bool   // restarts owed, by unit
+
+	stampKey *stampKey // the node's command stamp key (stamp.go)
 }
 
 // FileFact is one file as it is on the node.

@@ -197,6 +197,10 @@ func TestLabCommandGuards(t *testing.T) {
 	if got := n.exec(t, "cat", "/root/s1"); got != "Stamp-Passw0rd-1" {
 		t.Errorf("stamp command's stdin %q", got)
 	}
+	// The stamp key and the stamps: root's alone, written over SFTP.
+	if got := n.exec(t, "stat", "-c", "%U:%G %a %F", hastackDir, StampDir, StampKeyPath, stampPath("command:stamp")); got != "root:root 700 directory\nroot:root 700 directory\nroot:root 600 regular file\nroot:root 600 regular file\n" {
+		t.Errorf("stamp files:\n%s", got)
+	}
 	// A command with no guard is always planned, marked unpredictable.
 	r := resource(t, "command", "command:noguard", map[string]any{"cmd": "true"})
 	if c := n.diff(t, r, nil); c == nil || !c.Unpredictable {
