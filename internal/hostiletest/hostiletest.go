@@ -100,11 +100,13 @@ func (n *Node) Run(ctx context.Context, cmd string, stdin io.Reader) (host.Resul
 		if err != nil {
 			return host.Result{}, err
 		}
+		// The PATH line is a line of its own, maybe the first.
 		line := "\nPATH=" + n.nodePATH + "\n"
+		b = append([]byte("\n"), b...)
 		if c := bytes.Count(b, []byte(line)); c != 1 && strings.HasPrefix(cmd, "sh -s") {
 			n.t.Errorf("a script sets PATH=%s %d times, want once:\n%s", n.nodePATH, c, b)
 		}
-		b = bytes.Replace(b, []byte(line), []byte("\nPATH="+n.Dir+":"+n.nodePATH+"\n"), 1)
+		b = bytes.Replace(b, []byte(line), []byte("\nPATH="+n.Dir+":"+n.nodePATH+"\n"), 1)[1:]
 		stdin = bytes.NewReader(b)
 	}
 	return n.Host.Run(ctx, cmd, stdin)
