@@ -60,6 +60,14 @@ func Load(dir string) (*Config, Problems, error) {
 	}
 	cwd, _ := os.Getwd()
 	pl := placer{dir: abs, cwd: cwd}
+	fps, err := pl.fileProblems(abs)
+	if err != nil {
+		return nil, nil, &UsageError{err.Error()}
+	}
+	if len(fps) > 0 {
+		fps.sort()
+		return nil, fps, nil
+	}
 
 	overlay, err := overlayFor(abs)
 	if err != nil {
@@ -119,6 +127,7 @@ func Load(dir string) (*Config, Problems, error) {
 			secrets = append(secrets, lits...)
 		}
 	}
+	ps = append(ps, pl.uniqueProblems(cfg.Clusters)...)
 	if len(ps) == 0 {
 		ps = unchecked
 	}

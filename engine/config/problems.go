@@ -11,6 +11,8 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/token"
+
+	"hastack.dev/hastack/internal/termsafe"
 )
 
 // Problem is one reason a config is invalid. File, Line and Col point at the
@@ -22,30 +24,47 @@ type Problem struct {
 	Msg       string
 }
 
+// String is p as vet prints it: file:line:col: path: message. Control
+// characters a value may carry (ESC, CR) are shown escaped, never sent to
+// the terminal.
 func (p Problem) String() string {
 	s := p.Msg
 	if p.Path != "" {
 		s = p.Path + ": " + s
 	}
-	if p.File != "" {
+	switch {
+	case p.File != "" && p.Line > 0:
 		s = fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, s)
+	case p.File != "": // a problem with a whole file
+		s = p.File + ": " + s
 	}
-	return s
+	return termsafe.String(s)
 }
 
-// GitHub formats p as a GitHub Actions annotation.
+// GitHub formats p as a GitHub Actions annotation (a workflow command): the
+// message is escaped as the runner decodes it (%25, %0D, %0A), the file
+// name as a property (also %3A and %2C), after control characters are
+// made visible: no value can end the command or start another.
 func (p Problem) GitHub() string {
 	msg := p.Msg
 	if p.Path != "" {
 		msg = p.Path + ": " + msg
 	}
-	// Annotations end at a newline; %0A is GitHub's escape for one.
-	msg = strings.ReplaceAll(msg, "\n", "%0A")
-	if p.File == "" {
+	msg = ghData.Replace(termsafe.String(msg))
+	switch {
+	case p.File == "":
 		return "::error::" + msg
+	case p.Line == 0:
+		return fmt.Sprintf("::error file=%s::%s", ghProperty.Replace(termsafe.String(p.File)), msg)
 	}
-	return fmt.Sprintf("::error file=%s,line=%d,col=%d::%s", p.File, p.Line, p.Col, msg)
+	return fmt.Sprintf("::error file=%s,line=%d,col=%d::%s", ghProperty.Replace(termsafe.String(p.File)), p.Line, p.Col, msg)
 }
+
+// The escapes of GitHub's workflow commands (toolkit's command.ts).
+var (
+	ghData     = strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
+	ghProperty = strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C")
+)
 
 // Problems is a sorted list: problems with a position first, by file, line
 // and column; then the others by path.
