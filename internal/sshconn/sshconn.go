@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,7 +111,18 @@ type Conn struct {
 	sftpMu  sync.Mutex
 	sftp    *sftp.Client
 	sftpSub bool // opened as the subsystem: temp files need pre-creating
+
+	liveMu sync.Mutex
+	live   map[*ssh.Session]*pidWriter // running commands, stopped by Close
+
+	writeMu sync.Mutex
+	closing bool           // set by Close: no new write starts
+	writes  sync.WaitGroup // writes in progress, awaited by Close
 }
+
+// closeWait bounds how long Close waits for writes in progress. A write is
+// one small file: far less than this unless the node is stuck.
+const closeWait = 5 * time.Second
 
 var (
 	_ host.Host   = (*Conn)(nil)
@@ -202,11 +214,22 @@ func handshakeError(node, addr string, err error) error {
 // Name is the node name.
 func (c *Conn) Name() string { return c.name }
 
-// Close ends the SFTP session and the connection.
+// Close ends the connection. Writes in progress finish first (up to
+// closeWait), so none is left half-done with its temp file behind; commands
+// still running get SIGTERM with their children (see interruptible). This is
+// how a second Ctrl-C stops a hung command on the node.
 func (c *Conn) Close() error {
 	var err error
 	c.once.Do(func() {
+		c.writeMu.Lock()
+		c.closing = true
+		c.writeMu.Unlock()
+		waitAtMost(&c.writes, closeWait)
 		close(c.done)
+		c.liveMu.Lock()
+		live := maps.Clone(c.live)
+		c.liveMu.Unlock()
+		c.stop(live)
 		c.sftpMu.Lock()
 		if c.sftp != nil {
 			c.sftp.Close()
@@ -215,6 +238,28 @@ func (c *Conn) Close() error {
 		err = c.client.Close()
 	})
 	return err
+}
+
+// beginWrite registers a write with Close; false once Close has started.
+func (c *Conn) beginWrite() bool {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.writes.Add(1)
+	return true
+}
+
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // keepAlive sends keepalive@openssh.com every interval and closes the

@@ -110,11 +110,16 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 // WriteFile replaces f.Path atomically over SFTP: a 0600 temp file in the same
 // directory, written, synced (when the server offers fsync@openssh.com),
 // moded, owned, then renamed over the target with posix-rename. Once started
-// it ignores ctx cancellation, and on any error it removes the temp file.
+// it ignores ctx cancellation (and Close waits for it), and on any error it
+// removes the temp file.
 func (c *Conn) WriteFile(ctx context.Context, f host.File) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: write %s: %w", c.name, f.Path, context.Cause(ctx))
 	}
+	if !c.beginWrite() {
+		return fmt.Errorf("%s: write %s: connection closed", c.name, f.Path)
+	}
+	defer c.writes.Done()
 	if err := c.writeFile(context.WithoutCancel(ctx), f); err != nil {
 		return fmt.Errorf("%s: write %s: %w", c.name, f.Path, err)
 	}

@@ -5,13 +5,16 @@ import (
 	"io"
 	"os/exec"
 	"sync"
+	"syscall"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
 // session serves one session channel: one "exec" or one "sftp" subsystem.
-// When the client closes the channel, a running command is killed.
+// As under sshd, the command runs in a session of its own (setsid) and a
+// "signal" request reaches its first process only. When the client closes
+// the channel, that process is killed (its children are not, as with sshd).
 func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	var once sync.Once
 	var cmd *exec.Cmd
@@ -35,6 +38,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			once.Do(func() {
 				mu.Lock()
 				cmd = exec.Command("/bin/sh", "-c", p.Command)
+				cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 				mu.Unlock()
 				started = true
 			})
@@ -53,12 +57,29 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			if started {
 				go serveSFTP(ch)
 			}
-		default: // env, pty-req, signals...: refused, as a locked-down sshd would
+		case "signal":
+			var p struct{ Signal string }
+			if ssh.Unmarshal(r.Payload, &p) == nil {
+				mu.Lock()
+				if sig, ok := signals[p.Signal]; ok && cmd != nil && cmd.Process != nil {
+					cmd.Process.Signal(sig)
+				}
+				mu.Unlock()
+			}
+			if r.WantReply {
+				r.Reply(false, nil) // OpenSSH never replies either
+			}
+		default: // env, pty-req...: refused, as a locked-down sshd would
 			if r.WantReply {
 				r.Reply(false, nil)
 			}
 		}
 	}
+}
+
+// signals are the "signal" request names sshtest delivers.
+var signals = map[string]syscall.Signal{
+	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM,
 }
 
 // runExec runs cmd with the channel as its stdio and reports the exit status.
