@@ -220,6 +220,11 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (host.Resul
 	select {
 	case err = <-done:
 		pw.flush()
+		select {
+		case <-c.done: // Close stopped it: its exit status is ours, not its own
+			return host.Result{}, fmt.Errorf("%s: command interrupted: connection closed", c.name)
+		default:
+		}
 	case <-ctx.Done():
 		c.stop(map[*ssh.Session]*pidWriter{s: pw})
 		return host.Result{}, fmt.Errorf("%s: command interrupted: %w", c.name, context.Cause(ctx))

@@ -13,8 +13,9 @@ import (
 
 // session serves one session channel: one "exec" or one "sftp" subsystem.
 // As under sshd, the command runs in a session of its own (setsid) and a
-// "signal" request reaches its first process only. When the client closes
-// the channel, that process is killed (its children are not, as with sshd).
+// "signal" request goes to its process group (as OpenSSH does for non-root
+// logins). When the client closes the channel, the first process is killed,
+// not its children.
 func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	var once sync.Once
 	var cmd *exec.Cmd
@@ -62,7 +63,7 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			if ssh.Unmarshal(r.Payload, &p) == nil {
 				mu.Lock()
 				if sig, ok := signals[p.Signal]; ok && cmd != nil && cmd.Process != nil {
-					cmd.Process.Signal(sig)
+					syscall.Kill(-cmd.Process.Pid, sig)
 				}
 				mu.Unlock()
 			}
