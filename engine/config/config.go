@@ -19,6 +19,8 @@ type Config struct {
 	// Clusters are sorted by name. Only Name and Value are set when Load
 	// reported problems.
 	Clusters []*Cluster
+
+	pl placer // places problems found after Load (SecretProblems)
 }
 
 // Cluster is one entry of `clusters`, decoded. Field meanings: docs/config.md.

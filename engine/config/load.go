@@ -91,7 +91,7 @@ func Load(dir string) (*Config, Problems, error) {
 		return nil, nil, fmt.Errorf("embedded root schema: %w", err) // a bug in hastack
 	}
 	root := user.Unify(rootSchema)
-	cfg := &Config{Context: ctx, Root: root}
+	cfg := &Config{Context: ctx, Root: root, pl: pl}
 
 	var ps Problems
 	if err := root.Validate(cue.Concrete(true)); err != nil {

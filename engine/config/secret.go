@@ -122,33 +122,44 @@ func onePerSecret(ps Problems) Problems {
 
 // SecretProblems checks, for each cluster, the password its secret names,
 // when that environment variable is set or that file exists: vet needs no
-// password, but reports a bad one early. Messages never hold the value.
+// password, but reports a bad one early. Messages never hold the value;
+// they point at the secret's source in the user's file.
 func (c *Config) SecretProblems() Problems {
 	var ps Problems
 	for _, cl := range c.Clusters {
-		src := cl.Secret
-		switch {
-		case src.Env != "":
-			if _, ok := os.LookupEnv(src.Env); !ok {
-				continue
-			}
-		case src.File != "":
-			if _, err := os.Stat(src.File); err != nil {
-				continue
-			}
-		default:
-			continue
-		}
-		if _, err := src.Resolve(); err != nil {
-			ps = append(ps, Problem{Path: "clusters." + quoteLabel(cl.Name) + ".secret", Msg: err.Error()})
-		}
+		ps = append(ps, c.sourceProblems(cl, "secret", cl.Secret)...)
 		if cl.PreviousSecret != nil {
-			if _, err := cl.PreviousSecret.Resolve(); err != nil {
-				ps = append(ps, Problem{Path: "clusters." + quoteLabel(cl.Name) + ".previousSecret", Msg: err.Error()})
-			}
+			ps = append(ps, c.sourceProblems(cl, "previousSecret", *cl.PreviousSecret)...)
 		}
 	}
 	return ps
+}
+
+// sourceProblems checks the password src names, when it is present.
+func (c *Config) sourceProblems(cl *Cluster, field string, src secret.Source) Problems {
+	at := field + ".env"
+	switch {
+	case src.Env != "":
+		if _, ok := os.LookupEnv(src.Env); !ok {
+			return nil
+		}
+	case src.File != "":
+		// Lstat: a symlink, even a dangling one, is reported, not skipped.
+		if _, err := os.Lstat(src.File); err != nil {
+			return nil
+		}
+		at = field + ".file"
+	default:
+		return nil
+	}
+	if _, err := src.Resolve(); err != nil {
+		p := Problem{Path: "clusters." + quoteLabel(cl.Name) + "." + field, Msg: err.Error()}
+		if pos, ok := c.pl.locate(cl.Value, cue.ParsePath(at)); ok {
+			c.pl.set(&p, pos)
+		}
+		return Problems{p}
+	}
+	return nil
 }
 
 func quoteLabel(s string) string {

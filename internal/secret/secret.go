@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"unicode"
 )
 
@@ -74,9 +75,9 @@ func (s Source) Resolve() (Secret, error) {
 	var v string
 	switch {
 	case s.File != "":
-		b, err := os.ReadFile(s.File)
+		b, err := readFile(s.File)
 		if err != nil {
-			return Secret{}, fmt.Errorf("password %s: %w", s, errors.Unwrap(err))
+			return Secret{}, fmt.Errorf("password %s: %w", s, err)
 		}
 		v = strings.TrimRight(string(b), "\r\n")
 	case s.Env != "":
@@ -92,6 +93,63 @@ func (s Source) Resolve() (Secret, error) {
 		return Secret{}, fmt.Errorf("password %s: %w", s, err)
 	}
 	return Secret{v: v}, nil
+}
+
+// MaxFileBytes bounds a password file: it holds one line, a password of
+// at most 512 characters.
+const MaxFileBytes = 4 << 10
+
+// readFile reads a password file the way OpenSSH reads a private key: the
+// file itself (no symlink, which whoever owns its folder could re-point),
+// opened without blocking (a FIFO would wait forever for a writer), then
+// checked on the open descriptor, so that what is checked is what is read:
+// a regular file (not /dev/zero, which would fill the memory), small, owned
+// by the user running hastack or by root (its owner chooses the cluster's
+// password), and neither writable by its group nor open to others (0600,
+// or 0640 to share it with a group, as /etc/shadow is). Errors never hold
+// any of its content.
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, errors.New("is a symlink: name the file itself")
+	}
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	if err := fileOK(st); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("holds more than %d bytes: a password file holds only the password", MaxFileBytes)
+	}
+	return b, nil
+}
+
+// fileOK checks what fstat says about a password file.
+func fileOK(st os.FileInfo) error {
+	m := st.Mode()
+	if !m.IsRegular() {
+		return fmt.Errorf("is not a regular file (mode %s): the password must be in a plain file", m)
+	}
+	if st.Size() > MaxFileBytes {
+		return fmt.Errorf("is %d bytes: a password file holds only the password (at most %d bytes)", st.Size(), MaxFileBytes)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() && sys.Uid != 0 {
+		return fmt.Errorf("is owned by uid %d, neither you (uid %d) nor root: whoever owns it chooses the cluster's password", sys.Uid, os.Getuid())
+	}
+	if perm := m.Perm(); perm&0o027 != 0 {
+		return fmt.Errorf("has mode %04o, open to others: chmod 600 it (or 640 to share it with a group)", perm)
+	}
+	return nil
 }
 
 // Check tells whether v can serve as the Redis password, without quoting it.

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -51,5 +54,60 @@ func TestResolveErrorsNeverQuote(t *testing.T) {
 	t.Setenv("HASTACK_TEST_PW", "good-password-1")
 	if s, err := (Source{Env: "HASTACK_TEST_PW"}).Resolve(); err != nil || s.Value() != "good-password-1" {
 		t.Errorf("Resolve: %v", err)
+	}
+}
+
+// A password file is read like an SSH private key: only a small regular
+// file of the user's or root's, not open to others, never through a
+// symlink; /dev/zero, a FIFO or a huge file is refused at once, before any
+// read (before the fix /dev/zero filled the memory and a FIFO hung).
+func TestResolveFileRefusesHostileFiles(t *testing.T) {
+	dir := t.TempDir()
+	const pw = "good-password-1"
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", pw+"\n", 0o600)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	others := write("others", pw, 0o600)
+	if err := os.Chown(others, 65534, 65534); err != nil {
+		t.Fatalf("chown (the test runs as root): %v", err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{"/dev/zero", "not a regular file"},
+		{fifo, "not a regular file"},
+		{link, "is a symlink"},
+		{write("huge", strings.Repeat("x", MaxFileBytes+1), 0o600), "bytes"},
+		{write("world", pw, 0o644), "mode 0644"},
+		{write("groupw", pw, 0o620), "mode 0620"},
+		{others, "owned by uid 65534"},
+		{filepath.Join(dir, "missing"), "no such file"},
+	} {
+		_, err := Source{File: c.path}.Resolve()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: want an error saying %q, got %v", c.path, c.want, err)
+		}
+		if err != nil && strings.Contains(err.Error(), pw) {
+			t.Errorf("%s: error quotes the password: %v", c.path, err)
+		}
+	}
+	for _, p := range []string{good, write("shared", pw+"\r\n", 0o640)} {
+		if s, err := (Source{File: p}).Resolve(); err != nil || s.Value() != pw {
+			t.Errorf("%s: Resolve: %v", p, err)
+		}
 	}
 }
