@@ -157,7 +157,7 @@ func TestFirewallRulesRestrict(t *testing.T) {
 func TestMaskDiffHidesUnknownPasswords(t *testing.T) {
 	old := "requirepass OldOnNode999\nmasterauth OldOnNode999\nsentinel auth-pass myprimary OldOnNode999\nuser default on #0123abcd ~* &* +@all\nport 1\n"
 	want := "requirepass new-pw-123\nmasterauth new-pw-123\nsentinel auth-pass myprimary new-pw-123\nport 2\n"
-	d := maskDiff(UnifiedDiff("f", old, want), secret.New("new-pw-123"))
+	d := maskDiff(UnifiedDiff("f", old, want), want, secret.New("new-pw-123"))
 	for _, leak := range []string{"OldOnNode999", "new-pw-123", "0123abcd"} {
 		if strings.Contains(d, leak) {
 			t.Errorf("diff shows %q:\n%s", leak, d)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -63,10 +64,10 @@ func fileChange(p, owner, group, mode string, nf *NodeFacts, want string, sec se
 	if have == nil {
 		c.Action = Create
 		c.Summary = fmt.Sprintf("create %s (%s:%s %s)", p, owner, group, mode)
-		c.Diff = maskDiff(UnifiedDiff(p, "", want), sec)
+		c.Diff = maskDiff(UnifiedDiff(p, "", want), want, sec)
 	} else {
 		if d := UnifiedDiff(p, string(have.Data), want); d != "" {
-			c.Diff = maskDiff(d, sec)
+			c.Diff = maskDiff(d, want, sec)
 			notes = append(notes, "content")
 		}
 		if uint64(have.Mode) != perm {
@@ -111,34 +112,110 @@ func mask(s string, sec secret.Secret) string {
 	return s
 }
 
-// maskDiff hides, beyond the cluster's passwords, the value of every line
-// that carries one, whatever it is: a password found on the node (an old
-// one, one set by hand) or a hash of one (Redis's "user ... #<sha256>").
-func maskDiff(d string, sec secret.Secret) string {
+// maskDiff hides every secret a diff of a file could show, on every kind of
+// line (a context line shows as much as a changed one):
+//   - the cluster's passwords, wherever they are (mask);
+//   - the rest of a line that starts as a line of want holding a password
+//     starts: the node's version of a line hastack writes a secret into
+//     holds a secret too (an old password, one set by hand);
+//   - the value of a directive whose name says it is secret (secretName:
+//     tls-key-file-pass, masterauth, auth-pass ...) and of the lines
+//     sensitiveKey knows (a Redis user's hash, HAProxy's AUTH).
+func maskDiff(d, want string, sec secret.Secret) string {
+	prefixes := secretPrefixes(want, sec)
 	lines := strings.Split(mask(d, sec), "\n")
 	for i, l := range lines {
-		if len(l) < 2 || strings.HasPrefix(l, "---") || strings.HasPrefix(l, "+++") || strings.HasPrefix(l, "@@") {
+		// The two header lines, hunk headers and the trailing "": every
+		// other line starts with ' ', '-' or '+'.
+		if i < 2 || l == "" || strings.HasPrefix(l, "@@") {
 			continue
 		}
-		if k, ok := sensitiveKey(l[1:]); ok {
-			lines[i] = l[:1] + k + " " + secret.Shown
+		if k, ok := secretPart(l[1:], prefixes); ok {
+			lines[i] = l[:1] + k + secret.Shown
 		}
 	}
 	return strings.Join(lines, "\n")
 }
 
-// sensitiveKey returns the part of a config line before its secret value.
+// secretPrefixes returns, for each line of want that holds one of the
+// cluster's passwords, the text before it.
+func secretPrefixes(want string, sec secret.Secret) []string {
+	var out []string
+	for _, l := range strings.Split(want, "\n") {
+		for _, v := range []secret.Secret{sec, sec.Previous()} {
+			if i := strings.Index(l, v.Value()); !v.IsZero() && i >= 0 {
+				out = append(out, strings.TrimLeft(l[:i], " \t"))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// secretPart returns the part of line to keep before secret.Shown when the
+// rest of it is secret.
+func secretPart(line string, prefixes []string) (string, bool) {
+	body := strings.TrimLeft(line, " \t")
+	indent := line[:len(line)-len(body)]
+	for _, p := range prefixes {
+		// A password alone on its line: so may any one-word line be.
+		if p == "" && !strings.ContainsAny(body, " \t") || p != "" && strings.HasPrefix(body, p) && len(body) > len(p) {
+			return indent + p, true
+		}
+	}
+	if strings.HasPrefix(body, "#") || strings.HasPrefix(body, "<!--") {
+		return "", false // a comment ("# Password for the replicas") says, not holds
+	}
+	if k, ok := sensitiveKey(body); ok {
+		return indent + k, true
+	}
+	return "", false
+}
+
+// sensitiveKey returns the part of a config line before its secret value
+// (with the space after it):
+// a directive (or, as Sentinel's, a two-word one) whose name says it is
+// secret, and lines whose secret the name does not say.
 func sensitiveKey(line string) (string, bool) {
 	t := strings.Fields(line)
 	switch {
-	case len(t) >= 2 && (strings.EqualFold(t[0], "requirepass") || strings.EqualFold(t[0], "masterauth")):
-		return t[0], true
+	case len(t) >= 2 && secretName(t[0]):
+		return t[0] + " ", true
+	case len(t) >= 3 && secretName(t[1]):
+		return t[0] + " " + t[1] + " ", true
 	case len(t) >= 3 && strings.EqualFold(t[0], "user"):
-		return t[0] + " " + t[1], true
-	case len(t) >= 3 && strings.EqualFold(t[0], "sentinel") && (strings.EqualFold(t[1], "auth-pass") || strings.EqualFold(t[1], "sentinel-pass")):
-		return strings.Join(t[:2], " "), true
+		return t[0] + " " + t[1] + " ", true
 	case len(t) >= 3 && t[0] == "tcp-check" && t[1] == "send" && strings.HasPrefix(t[2], "AUTH"):
-		return "tcp-check send AUTH", true
+		return "tcp-check send AUTH ", true
+	}
+	if m := xmlElement.FindStringSubmatch(line); m != nil && secretName(m[1]) {
+		return "<" + m[1] + ">", true
 	}
 	return "", false
+}
+
+// xmlElement is a one-line element, as in aspera.conf: <name>value</name>.
+var xmlElement = regexp.MustCompile(`^\s*<([A-Za-z0-9_.-]+)>.*</([A-Za-z0-9_.-]+)>\s*$`)
+
+// secretWords end the names of secret settings: tls-key-file-pass,
+// masterauth, auth-pass, sentinel-pass, requirepass, token_encryption_key.
+// Only the name's last word counts, so tls-key-file (a path) and auth-user
+// (a name) stay readable.
+var secretWords = []string{"pass", "passwd", "password", "passphrase", "pwd", "secret", "key", "auth", "token", "credential", "credentials"}
+
+// secretName tells whether a setting's name says it holds a secret.
+func secretName(name string) bool {
+	words := strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
+		return !('a' <= r && r <= 'z' || '0' <= r && r <= '9')
+	})
+	if len(words) == 0 {
+		return false
+	}
+	last := words[len(words)-1]
+	for _, w := range secretWords {
+		if strings.HasSuffix(last, w) {
+			return true
+		}
+	}
+	return false
 }

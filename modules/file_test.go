@@ -1,0 +1,79 @@
+package modules
+
+import (
+	"strings"
+	"testing"
+
+	"hastack.dev/hastack/internal/secret"
+)
+
+// A diff hides every secret-bearing line, context lines included: the
+// directives whose names say they are secret, and the node's version of
+// any line hastack writes a password into, whatever its key. Lines that
+// only name a secret stay readable (issue 8 finding 8).
+func TestMaskDiffSecretLines(t *testing.T) {
+	sec := secret.New("Cluster-Pw-1")
+	content := strings.Join([]string{
+		"tls-key-file-pass KeyFilePass1",
+		"  <token_encryption_key>TokenKey123</token_encryption_key>",
+		"sentinel auth-user bob",
+		"custom-thing " + secret.Placeholder,
+		"port 2",
+		"# Password for the replicas",
+		"tls-key-file /etc/redis/tls.key",
+		"",
+	}, "\n")
+	node := strings.Replace(strings.Replace(content, "port 2", "port 1", 1), secret.Placeholder, "OldCustom99", 1)
+	r := resource(t, "file", "file:/etc/x.conf", map[string]string{"path": "/etc/x.conf", "content": content, "owner": "root", "group": "root", "mode": "0600"})
+	nf := &NodeFacts{Files: map[string]*FileFact{"/etc/x.conf": {Data: []byte(node), Mode: 0o600, Owner: "root", Group: "root"}},
+		Users: map[string]int{"root": 0}, Groups: map[string]int{"root": 0}}
+	c, err := fileModule{}.Diff(r, &Fact{Node: nf}, &Env{Secret: sec})
+	if err != nil || c == nil {
+		t.Fatalf("diff: %v %v", c, err)
+	}
+	for _, leak := range []string{"KeyFilePass1", "TokenKey123", "OldCustom99", sec.Value()} {
+		if strings.Contains(c.Diff, leak) {
+			t.Errorf("the diff shows %q:\n%s", leak, c.Diff)
+		}
+	}
+	for _, shown := range []string{" tls-key-file-pass (sensitive)\n", "   <token_encryption_key>(sensitive)\n", "-custom-thing (sensitive)\n", "+custom-thing (sensitive)\n",
+		" # Password for the replicas\n", " tls-key-file /etc/redis/tls.key\n", " sentinel auth-user bob\n", "-port 1\n", "+port 2\n"} {
+		if !strings.Contains(c.Diff, shown) {
+			t.Errorf("the diff lacks %q:\n%s", shown, c.Diff)
+		}
+	}
+}
+
+func TestSecretName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"requirepass": true, "masterauth": true, "auth-pass": true, "sentinel-pass": true, "tls-key-file-pass": true,
+		"tls-client-key-file-pass": true, "token_encryption_key": true, "api-secret": true, "Password": true,
+		"tls-key-file": false, "auth-user": false, "masteruser": false, "notify-keyspace-events": false, "port": false, "#": false,
+	} {
+		if got := secretName(name); got != want {
+			t.Errorf("secretName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// The same on a conf diff: the password directive and a secret one
+// hastack does not own, next to a change.
+func TestMaskConfDiffSecretLines(t *testing.T) {
+	node := "tls-key-file-pass KeyFilePass1\nrequirepass OldOnNode99\nport 1\nsentinel auth-pass myprimary OldSentinel9\n"
+	r := resource(t, "conf", "conf:/etc/r.conf", map[string]any{"path": "/etc/r.conf", "owner": "root", "group": "root", "mode": "0600",
+		"directives": []map[string]any{{"key": "requirepass", "value": secret.Placeholder}, {"key": "port", "value": "2"}}})
+	nf := &NodeFacts{Files: map[string]*FileFact{"/etc/r.conf": {Data: []byte(node), Mode: 0o600, Owner: "root", Group: "root"}},
+		Users: map[string]int{"root": 0}, Groups: map[string]int{"root": 0}}
+	c, err := confModule{}.Diff(r, &Fact{Node: nf}, &Env{Secret: secret.New("Cluster-Pw-1")})
+	if err != nil || c == nil {
+		t.Fatalf("diff: %v %v", c, err)
+	}
+	for _, leak := range []string{"KeyFilePass1", "OldOnNode99", "OldSentinel9", "Cluster-Pw-1"} {
+		if strings.Contains(c.Diff, leak) {
+			t.Errorf("the diff shows %q:\n%s", leak, c.Diff)
+		}
+	}
+	if !strings.Contains(c.Diff, "-port 1\n") || !strings.Contains(c.Diff, " tls-key-file-pass (sensitive)\n") {
+		t.Errorf("diff:\n%s", c.Diff)
+	}
+}
