@@ -1,13 +1,8 @@
 package cli
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"hastack.dev/hastack/engine"
 )
@@ -49,24 +44,16 @@ func runApply(env *Env, args []string) int {
 		}
 	}
 
-	// The first Ctrl-C lets the change in progress finish, then stops.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		if _, ok := <-sigs; ok {
-			fmt.Fprintln(env.Stderr, "\nhastack apply: interrupted: finishing the change in progress, then stopping")
-			cancel()
-		}
-	}()
+	// Ctrl-C: see interrupts. Until the changes start, nothing is changed.
+	ctx, sig := onInterrupt(env, "apply", "stopping; nothing was changed on any node", "nothing was changed on any node.")
+	defer sig.stop()
 
 	s, _, code := prepare(ctx, env, "apply", dir, &rf, salt, isPlan)
 	if s == nil {
 		return code
 	}
 	defer s.Close()
+	sig.atAbort(s.Close) // stops the commands still running on the nodes
 	if isPlan {
 		if why := saved.Stale(s.Plans); why != "" {
 			fmt.Fprintf(env.Stderr, "hastack apply: the saved plan is stale: %s. Run hastack plan again.\n", why)
@@ -84,13 +71,15 @@ func runApply(env *Env, args []string) int {
 	if !*auto && !isPlan {
 		fmt.Fprint(env.Stdout, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
 		flush(env)
-		line, _ := bufio.NewReader(env.Stdin).ReadString('\n')
+		line, _ := readLine(ctx, env.Stdin)
 		if strings.TrimSpace(line) != "yes" {
 			fmt.Fprintln(env.Stderr, "hastack apply: cancelled; nothing was changed")
 			return ExitFailure
 		}
 	}
 	fmt.Fprintln(env.Stdout)
+	sig.changing("finishing the changes in progress, then stopping",
+		"a change in progress may be half-done (files are replaced atomically, never half-written). Run hastack plan to see each node's state, then hastack apply to converge.")
 	outcomes := s.Apply(ctx, func(ev engine.Event) {
 		status := "done"
 		if ev.Err != nil {

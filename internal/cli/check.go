@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
 	"slices"
 	"time"
 
@@ -51,8 +49,9 @@ func runCheck(env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
 		return ExitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx, sig := onInterrupt(env, "check", "stopping after the step in progress",
+		"a drill in progress may have left its test user or a paused Redis behind. Run hastack check to see the cluster's state.")
+	defer sig.stop()
 	code = ExitOK
 	for _, cl := range cfg.Clusters {
 		if len(opts.Clusters) > 0 && !slices.Contains(opts.Clusters, cl.Name) {

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -83,8 +81,9 @@ func labUp(env *Env, name string, nodes int) int {
 		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
 		return ExitFailure
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx, sig := onInterrupt(env, "lab up", "stopping and removing what was started",
+		"namespaces or processes of the lab may be left. Remove them with hastack lab down -name "+name+".")
+	defer sig.stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: nodes})

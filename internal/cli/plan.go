@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 
 	"hastack.dev/hastack/engine"
@@ -37,8 +35,8 @@ func runPlan(env *Env, args []string) int {
 		return ExitUsage
 	}
 	defer flush(env)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx, sig := onInterrupt(env, "plan", "stopping (a plan changes nothing on the nodes)", "nothing was changed on any node.")
+	defer sig.stop()
 	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil, *asJSON || *out != "")
 	if s == nil {
 		return code
