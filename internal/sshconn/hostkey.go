@@ -57,6 +57,7 @@ type hostKeys struct {
 	addFile    string
 	acceptNew  bool
 	cb         ssh.HostKeyCallback
+	rename     map[string]string // cleaned copy -> real file (see loadKnownHosts)
 }
 
 func newHostKeys(node, addr string, cfg Config) (*hostKeys, error) {
@@ -72,11 +73,14 @@ func newHostKeys(node, addr string, cfg Config) (*hostKeys, error) {
 		}
 	}
 	if len(h.files) > 0 {
-		cb, err := knownhosts.New(h.files...)
+		cb, skipped, rename, err := loadKnownHosts(h.files)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", node, err)
 		}
-		h.cb = cb
+		for _, s := range skipped {
+			cfg.warnOnce("known_hosts " + s + ": line skipped (ssh skips it too)")
+		}
+		h.cb, h.rename = cb, rename
 	}
 	return h, nil
 }
@@ -146,7 +150,11 @@ func (h *hostKeys) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 	he := &HostKeyError{Node: h.node, Addr: h.addr, Unknown: len(ke.Want) == 0,
 		KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), KnownHosts: h.addFile}
 	for _, w := range ke.Want {
-		he.Old = append(he.Old, KnownKey{w.Key.Type(), ssh.FingerprintSHA256(w.Key), w.Filename, w.Line})
+		file := w.Filename
+		if real, ok := h.rename[file]; ok {
+			file = real
+		}
+		he.Old = append(he.Old, KnownKey{w.Key.Type(), ssh.FingerprintSHA256(w.Key), file, w.Line})
 	}
 	if he.Unknown && h.acceptNew && h.addFile != "" {
 		if err := appendKnownHost(h.addFile, h.addr, key); err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
@@ -64,6 +65,25 @@ type Config struct {
 	// /usr/libexec/openssh/sftp-server, /usr/libexec/sftp-server that exists.
 	// SFTPSubsystem uses the server's sftp subsystem instead.
 	SFTPServer string
+	// Warnings receives one line per problem worth knowing that does not
+	// stop the run (a skipped known_hosts line or identity file), once per
+	// process. Default os.Stderr.
+	Warnings io.Writer
+}
+
+var warned sync.Map // lines already written to Config.Warnings
+
+// warnOnce writes msg to c.Warnings unless it was written before: every
+// node is dialled with the same Config, so one problem would repeat.
+func (c Config) warnOnce(msg string) {
+	if _, dup := warned.LoadOrStore(msg, true); dup {
+		return
+	}
+	w := c.Warnings
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintf(w, "hastack: warning: %s\n", msg)
 }
 
 func (c Config) withDefaults() (Config, bool) {
