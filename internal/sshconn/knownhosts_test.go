@@ -86,4 +86,3 @@ func TestKnownHostsSkipKeepsRevokedAndChanged(t *testing.T) {
 		t.Error("the server got a session")
 	}
 }
-
