@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/internal/termsafe"
 )
 
 func init() {
@@ -41,7 +42,7 @@ func runVet(env *Env, args []string) int {
 
 	cfg, problems, err := config.Load(dir)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "hastack vet: %v\n", err)
+		fmt.Fprintf(env.Stderr, "hastack vet: %s\n", termsafe.String(err.Error()))
 		var ue *config.UsageError
 		if errors.As(err, &ue) {
 			return ExitUsage
@@ -58,6 +59,9 @@ func runVet(env *Env, args []string) int {
 	return ExitFailure
 }
 
+// printProblems writes one line per problem; Problem's String and GitHub
+// escape control characters, so a value can neither drive the terminal nor
+// end a GitHub workflow command.
 func printProblems(env *Env, format string, ps config.Problems) {
 	var w io.Writer = env.Stderr
 	if format == "github" {
