@@ -20,6 +20,8 @@ func runApply(env *Env, args []string) int {
 	var rf remoteFlags
 	rf.register(fs)
 	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
+	var lf lockFlags
+	lf.register(fs, "for the run")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -48,7 +50,7 @@ func runApply(env *Env, args []string) int {
 	ctx, sig := onInterrupt(env, "apply", "stopping; nothing was changed on any node", "nothing was changed on any node.")
 	defer sig.stop()
 
-	s, _, code := prepare(ctx, env, "apply", dir, &rf, salt, isPlan)
+	s, _, code := prepare(ctx, env, "apply", dir, &rf, salt, isPlan, lf.options(env, "apply", "apply"))
 	if s == nil {
 		return code
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"hastack.dev/hastack/engine"
@@ -26,6 +25,8 @@ func runPlan(env *Env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan.md) instead of text")
 	out := fs.String("out", "", "save the plan to this file, for `hastack apply FILE`")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when nothing changes, 2 when something does, 1 on error")
+	var lf lockFlags
+	lf.register(fs, "while a plan for -out is made (a plan that is only shown takes no lock)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -37,7 +38,13 @@ func runPlan(env *Env, args []string) int {
 	defer flush(env)
 	ctx, sig := onInterrupt(env, "plan", "stopping (a plan changes nothing on the nodes)", "nothing was changed on any node.")
 	defer sig.stop()
-	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil, *asJSON || *out != "")
+	// A plan that is only shown reads and changes nothing: no lock. One
+	// saved for apply is read under the lock, as apply's own plan is.
+	var lk *engine.LockOptions
+	if *out != "" {
+		lk = lf.options(env, "plan", "plan -out")
+	}
+	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil, *asJSON || *out != "", lk)
 	if s == nil {
 		return code
 	}
@@ -55,8 +62,7 @@ func runPlan(env *Env, args []string) int {
 		engine.WriteText(env.Stdout, s.Plans)
 	}
 	if *out != "" {
-		b, _ := json.MarshalIndent(pf, "", "  ")
-		if err := os.WriteFile(*out, append(b, '\n'), 0o600); err != nil {
+		if err := pf.Save(*out); err != nil {
 			fmt.Fprintf(env.Stderr, "hastack plan: %v\n", err)
 			return ExitFailure
 		}

@@ -14,6 +14,7 @@ import (
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/lab"
+	"hastack.dev/hastack/internal/lock"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/internal/sshconn"
 )
@@ -29,6 +30,43 @@ type remoteFlags struct {
 }
 
 type listFlag []string
+
+// lockFlags are the flags of the commands that lock the cluster (apply,
+// plan -out), named as Terraform's.
+type lockFlags struct {
+	enabled bool
+	timeout time.Duration
+}
+
+func (l *lockFlags) register(fs *flag.FlagSet, what string) {
+	fs.BoolVar(&l.enabled, "lock", true, "lock the cluster "+what+" (this machine and every node); -lock=false is DANGEROUS, for break-glass use only: another run may then change the cluster at the same time")
+	fs.DurationVar(&l.timeout, "lock-timeout", 0, "how long to wait for a lock another run holds, e.g. 5m (default 0: refuse at once)")
+}
+
+// options are the engine's lock options for command ("apply", "plan -out"),
+// or nil with -lock=false, after a warning.
+func (l *lockFlags) options(env *Env, name, command string) *engine.LockOptions {
+	if !l.enabled {
+		fmt.Fprintf(env.Stderr, "hastack %s: warning: -lock=false: the cluster is not locked; another run may change it at the same time\n", name)
+		return nil
+	}
+	return &engine.LockOptions{
+		Holder:  lock.NewHolder("hastack " + command),
+		Timeout: l.timeout,
+		Waiting: func(he *lock.HeldError) {
+			fmt.Fprintf(env.Stderr, "hastack %s: %v; waiting for it (-lock-timeout %s)\n", name, he, l.timeout)
+		},
+	}
+}
+
+// lockAdvice follows a refusal: what the user may do about it.
+func lockAdvice(env *Env, name string, err error) {
+	var he *lock.HeldError
+	if errors.As(err, &he) {
+		fmt.Fprintf(env.Stderr, "hastack %s: another run holds the cluster's lock: wait for it to end, or pass -lock-timeout to wait for it.\n"+
+			"A lock is released when its run ends, is killed or loses its SSH connection; -lock=false skips it (dangerous).\n", name)
+	}
+}
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
@@ -84,8 +122,9 @@ func (r *remoteFlags) options() (engine.Options, error) {
 // to use when the session is nil.
 // salt is a saved plan's fingerprint salt (nil for a new plan);
 // fingerprints says whether the plan will be saved, printed as JSON or
-// checked against a saved one.
-func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, salt []byte, fingerprints bool) (*engine.Session, *config.Config, int) {
+// checked against a saved one; lk, when not nil, locks the cluster before
+// anything is read (lockFlags.options).
+func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, salt []byte, fingerprints bool, lk *engine.LockOptions) (*engine.Session, *config.Config, int) {
 	cfg, code := loadValid(env, name, dir)
 	if cfg == nil {
 		return nil, nil, code
@@ -119,6 +158,7 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, s
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack %s: %v\n", name, err)
+		lockAdvice(env, name, err)
 		fmt.Fprintf(env.Stderr, "hastack %s: nothing was changed on any node\n", name)
 		return nil, nil, ExitFailure
 	}
