@@ -144,6 +144,7 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, s
 	}
 	opts.PlanSalt = salt
 	opts.NoFingerprints = !fingerprints
+	opts.Lock = lk
 	if opts.RenderCache, err = engine.DefaultRenderCache(); err != nil {
 		fmt.Fprintf(env.Stderr, "hastack %s: warning: %v\n", name, err)
 	}
