@@ -48,8 +48,12 @@ type Config struct {
 	// OpenSSH StrictHostKeyChecking=accept-new. A changed key is still refused.
 	AcceptNew             bool
 	InsecureIgnoreHostKey bool     // explicit opt-in only
-	IdentityFiles         []string // default ~/.ssh/id_ed25519, id_ecdsa, id_rsa if present
-	UseAgent              bool     // use SSH_AUTH_SOCK when set
+	IdentityFiles         []string // default ~/.ssh/id_rsa, id_ecdsa, id_ed25519 if present (OpenSSH's order)
+	UseAgent              bool     // use SSH_AUTH_SOCK when set, before the files
+	// BatchMode never asks for a key's passphrase (as ssh -o BatchMode=yes):
+	// a key that needs one and is not in the agent is skipped. Without it,
+	// the passphrase is asked on the controlling terminal, if there is one.
+	BatchMode bool
 	ConnectTimeout        time.Duration
 	// KeepAlive is the keepalive@openssh.com interval (default 15s, <0 off);
 	// the connection is closed after 3 intervals without a reply.
@@ -93,7 +97,7 @@ func (c Config) withDefaults() (Config, bool) {
 	}
 	explicit := len(c.IdentityFiles) > 0
 	if !explicit {
-		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+		for _, n := range defaultIdentities {
 			c.IdentityFiles = append(c.IdentityFiles, filepath.Join(home, ".ssh", n))
 		}
 	}
@@ -177,7 +181,7 @@ func Dial(ctx context.Context, t Target, c Config) (*Conn, error) {
 		cc.HostKeyCallback = hk.check
 		cc.HostKeyAlgorithms = hk.algorithms()
 	}
-	keys, closeAgent, err := signers(c, explicitIDs)
+	keys, closeAgent, err := signers(ctx, c, explicitIDs)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.Name, err)
 	}
