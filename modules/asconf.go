@@ -63,6 +63,10 @@ func (asconfModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	if err := decodeSpec(r, &s); err != nil {
 		return nil, err
 	}
+	// asconfigurator runs as root and rewrites the file by its name.
+	if err := notRegular(f.Node, s.Path); err != nil {
+		return nil, err
+	}
 	conf := f.Node.Files[s.Path]
 	if conf == nil {
 		return nil, fmt.Errorf("%s is missing: is HSTS installed on this node?", s.Path)

@@ -2,7 +2,6 @@ package modules
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strings"
 
@@ -69,6 +68,9 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	if err := decodeSpec(r, &s); err != nil {
 		return nil, err
 	}
+	if err := notRegular(f.Node, s.Path); err != nil {
+		return nil, err
+	}
 	have := f.Node.Files[s.Path]
 	for i := range s.Directives {
 		s.Directives[i].Value = string(secret.Fill([]byte(s.Directives[i].Value), env.Secret))
@@ -116,14 +118,12 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		}
 		// Redis and Sentinel may have rewritten the file since the facts
 		// were read (a SENTINEL SET above does): merge into what is there
-		// now, so none of their lines is lost.
-		res, err := run(ctx, h, "base64 -w0 "+Quote(s.Path), nil, sec)
+		// now, so none of their lines is lost. The service user owns the
+		// file and can swap it for a link at any time: read it without
+		// following one.
+		cur, err := readNoFollow(ctx, h, s.Path, sec)
 		if err != nil {
 			return err
-		}
-		cur, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(res.Stdout)))
-		if err != nil {
-			return fmt.Errorf("%s: reading it back: %v", s.Path, err)
 		}
 		merged, _ := mergeConf(string(cur), ds)
 		if merged == string(cur) && !metaOnly && len(live) > 0 {

@@ -57,6 +57,12 @@ type NodeFacts struct {
 	Pending  map[string]bool   // restarts owed, by unit
 
 	stampKey *stampKey // the node's command stamp key (stamp.go)
+
+	// Irregular names the asked paths that are there but are neither a
+	// regular file nor a directory ("a symlink to /etc/shadow", "a FIFO"):
+	// the tar that reads them never follows a link, and modules refuse to
+	// manage such a path rather than act through it.
+	Irregular map[string]string
 }
 
 // FileFact is one file as it is on the node.
@@ -144,18 +150,16 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 	b.WriteString(RedisPrelude)
 	sec := func(name string) { fmt.Fprintf(&b, "echo '%s %s'\n", boundary, name) }
 	sec("@files")
-	files := append(uniq(need.Files), "/etc/passwd", "/etc/group", hastackDir)
-	q := make([]string, len(files))
-	for i, f := range files {
-		q[i] = Quote(f)
+	// hastackDir is read whole. GNU tar's --no-recursion holds for the
+	// names after it: every other name is read as what it is, a
+	// directory's own entry without its contents (so a directory swapped in
+	// where a file is asked for is not read through), a link as a link.
+	q := []string{hastackDir, "--no-recursion"}
+	for _, f := range append(uniq(need.Files), "/etc/passwd", "/etc/group") {
+		q = append(q, Quote(f))
 	}
-	// GNU tar's --no-recursion holds for the names after it: the
-	// directories' own entries, not their contents.
-	if dirs := uniq(need.Dirs); len(dirs) > 0 {
-		q = append(q, "--no-recursion")
-		for _, d := range dirs {
-			q = append(q, Quote(d))
-		}
+	for _, d := range uniq(need.Dirs) {
+		q = append(q, Quote(d))
 	}
 	// The archive goes out as it is: the section boundary is random, so
 	// binary data cannot end the section early (no base64 process).
@@ -193,7 +197,7 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 // ParseFacts splits a fact script's output into the shared facts and each
 // resource's own output.
 func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[string][]byte, error) {
-	nf := &NodeFacts{Files: map[string]*FileFact{}, Dirs: map[string]*FileFact{}, Users: map[string]int{}, Groups: map[string]int{},
+	nf := &NodeFacts{Files: map[string]*FileFact{}, Dirs: map[string]*FileFact{}, Irregular: map[string]string{}, Users: map[string]int{}, Groups: map[string]int{},
 		Units: map[string]UnitState{}, Stamps: map[string]string{}, Pending: map[string]bool{}}
 	own := map[string][]byte{}
 	ended := false
@@ -241,10 +245,12 @@ func (nf *NodeFacts) readTar(raw []byte) error {
 		}
 		if h.Typeflag == tar.TypeDir {
 			name := "/" + strings.Trim(h.Name, "/")
-			nf.Dirs[name] = &FileFact{Mode: fs.FileMode(h.Mode).Perm(), Owner: h.Uname, Group: h.Gname}
+			// A directory's mode keeps its sticky and set-id bits.
+			nf.Dirs[name] = &FileFact{Mode: h.FileInfo().Mode() & dirModeBits, Owner: h.Uname, Group: h.Gname}
 			continue
 		}
 		if h.Typeflag != tar.TypeReg {
+			nf.Irregular["/"+strings.TrimPrefix(h.Name, "/")] = entryKind(h)
 			continue
 		}
 		data, err := io.ReadAll(tr)
@@ -265,6 +271,25 @@ func (nf *NodeFacts) readTar(raw []byte) error {
 		nf.Files[name] = &FileFact{Data: data, Mode: fs.FileMode(h.Mode).Perm(), Owner: h.Uname, Group: h.Gname}
 	}
 	return nil
+}
+
+// dirModeBits are the bits of a directory's mode that Dirs keeps.
+const dirModeBits = fs.ModePerm | fs.ModeSticky | fs.ModeSetgid | fs.ModeSetuid
+
+// entryKind says what a tar entry that is not a regular file or directory
+// is, for a message.
+func entryKind(h *tar.Header) string {
+	switch h.Typeflag {
+	case tar.TypeSymlink:
+		return "a symlink to " + strconv.Quote(h.Linkname)
+	case tar.TypeLink:
+		return "a hard link to " + strconv.Quote("/"+strings.TrimPrefix(h.Linkname, "/"))
+	case tar.TypeFifo:
+		return "a FIFO"
+	case tar.TypeChar, tar.TypeBlock:
+		return "a device file"
+	}
+	return fmt.Sprintf("not a regular file (tar type %q)", h.Typeflag)
 }
 
 // idTable reads name:x:id: lines (passwd, group).

@@ -3,6 +3,7 @@ package modules
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 
 	"hastack.dev/hastack/internal/host"
@@ -138,8 +139,13 @@ func (s firewallSpec) script() string {
 	fmt.Fprintf(&b, "n=$(iptables -S INPUT | grep -c -x -- '-A INPUT -j %s')\n", s.Chain)
 	fmt.Fprintf(&b, "while [ \"$n\" -gt 1 ]; do i=$(iptables -L INPUT --line-numbers -n | awk '$2==\"%s\"{print $1}' | tail -1); iptables -D INPUT \"$i\"; n=$((n-1)); done\n", s.Chain)
 	if s.Persist != "" {
-		d := s.Persist[:strings.LastIndex(s.Persist, "/")+1]
-		fmt.Fprintf(&b, "mkdir -p %s\numask 077\niptables-save > %s.hastack-tmp\nmv %s.hastack-tmp %s\n", Quote(d), Quote(s.Persist), Quote(s.Persist), Quote(s.Persist))
+		// Through a temporary file root creates (random name, O_EXCL) in a
+		// directory no other user can swap it in, renamed over the file
+		// (mv -T: never into a directory of that name).
+		d := path.Dir(s.Persist)
+		b.WriteString(SafeDirFunc)
+		fmt.Fprintf(&b, "mkdir -p %[1]s\nhastack_safe_dir %[1]s\numask 077\nt=$(mktemp %[2]s)\n", Quote(d), Quote(s.Persist+".XXXXXXXXXX"))
+		fmt.Fprintf(&b, "iptables-save >\"$t\" && mv -fT \"$t\" %s || { rm -f \"$t\"; exit 1; }\n", Quote(s.Persist))
 	}
 	return b.String()
 }
