@@ -53,8 +53,8 @@ type Config struct {
 	// BatchMode never asks for a key's passphrase (as ssh -o BatchMode=yes):
 	// a key that needs one and is not in the agent is skipped. Without it,
 	// the passphrase is asked on the controlling terminal, if there is one.
-	BatchMode bool
-	ConnectTimeout        time.Duration
+	BatchMode      bool
+	ConnectTimeout time.Duration
 	// KeepAlive is the keepalive@openssh.com interval (default 15s, <0 off);
 	// the connection is closed after 3 intervals without a reply.
 	KeepAlive time.Duration
