@@ -138,3 +138,37 @@ func TestLab(t *testing.T) {
 		}
 	})
 }
+
+// After a crash, `hastack lab down -name NAME` (Clean) finds everything
+// from the name alone: with lab.json gone and no pids known, it ends the
+// nodes, deletes the namespaces and removes the dir.
+func TestCleanAfterCrash(t *testing.T) {
+	l := Start(t, 2)
+	if err := os.Remove(l.Dir + "/lab.json"); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, n := range l.Nodes {
+		pid, err := nodePID(Node{Name: n.Name, Netns: n.Netns}) // found, not told
+		if err != nil || pid != n.PID {
+			t.Fatalf("%s: init %d, %v; want sshd %d", n.Name, pid, err, n.PID)
+		}
+		pids = append(pids, pid)
+	}
+	if err := Clean(l.Name); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range l.netnsNames() {
+		if _, err := os.Stat("/run/netns/" + ns); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("namespace %s left: %v", ns, err)
+		}
+	}
+	for _, pid := range pids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("node init %d still running", pid)
+		}
+	}
+	if _, err := os.Stat(l.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab dir left: %v", err)
+	}
+}
