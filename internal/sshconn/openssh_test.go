@@ -197,3 +197,25 @@ func BenchmarkDialRunClose(b *testing.B) {
 	}
 	b.ReportMetric(float64(Dials()-before)/float64(b.N), "dials/op")
 }
+
+// Against real sshd, OpenSFTP finds sftp-server, and with none at the
+// usual paths a root login falls back to sshd's subsystem (internal-sftp).
+func TestOpenSSHOpenSFTP(t *testing.T) {
+	_, tg, cfg := realSSHD(t)
+	cfg.OpenSFTP = true
+	if c := dial(t, tg, cfg); c.sftpSub {
+		t.Error("the subsystem was used although sftp-server is installed")
+	}
+	noSFTPServerHere(t)
+	c := dial(t, tg, cfg)
+	if !c.sftpSub {
+		t.Fatal("the subsystem was not used")
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	if err := c.WriteFile(context.Background(), host.File{Path: p, Data: []byte("secret"), Mode: 0o600, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%v %v", st, err)
+	}
+}

@@ -65,10 +65,15 @@ type Config struct {
 	// OpenSSH allows 10 and the SFTP session takes one more).
 	MaxSessions int
 	// SFTPServer is the sftp-server binary to start (under sudo when
-	// Target.Sudo). Default: the first of /usr/lib/openssh/sftp-server,
-	// /usr/libexec/openssh/sftp-server, /usr/libexec/sftp-server that exists.
-	// SFTPSubsystem uses the server's sftp subsystem instead.
+	// Target.Sudo). Default: the first found of the usual paths (see
+	// sftpServerPaths) and sshd's Subsystem sftp program, then, for a root
+	// login, sshd's sftp subsystem itself. SFTPSubsystem uses that subsystem
+	// only.
 	SFTPServer string
+	// OpenSFTP opens the SFTP session in Dial, so that a node that cannot
+	// take file writes fails before anything changes (apply sets it; a
+	// plan, which writes nothing, saves the round trips).
+	OpenSFTP bool
 	// Warnings receives one line per problem worth knowing that does not
 	// stop the run (a skipped known_hosts line or identity file), once per
 	// process. Default os.Stderr.
@@ -218,6 +223,12 @@ func Dial(ctx context.Context, t Target, c Config) (*Conn, error) {
 		client: ssh.NewClient(sc, chans, reqs),
 		sem:    make(chan struct{}, c.MaxSessions),
 		done:   make(chan struct{}),
+	}
+	if c.OpenSFTP {
+		if _, err := conn.sftpClient(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: SFTP, needed to write files: %w", t.Name, err)
+		}
 	}
 	if c.KeepAlive > 0 {
 		go conn.keepAlive(c.KeepAlive)

@@ -274,6 +274,80 @@ func TestSFTPServerMissing(t *testing.T) {
 	}
 }
 
+// noSFTPServerHere makes the default search find nothing on this machine.
+func noSFTPServerHere(t *testing.T) {
+	paths, sshd := sftpServerPaths, sftpSshd
+	sftpServerPaths = []string{"/nonexistent/a/sftp-server", "/nonexistent/b/sftp-server"}
+	sftpSshd = "/nonexistent/sshd"
+	t.Cleanup(func() { sftpServerPaths, sftpSshd = paths, sshd })
+}
+
+// A node without sftp-server (and, under sudo, where sshd's own subsystem
+// would not run as root) is refused at Dial with OpenSFTP, as apply dials:
+// before anything changes, not at the first write after services stopped.
+func TestSFTPServerMissingRefusedAtDial(t *testing.T) {
+	noSFTPServerHere(t)
+	for _, tc := range []struct {
+		name string
+		opts sshtest.Options
+		sudo bool
+	}{
+		{"root, no subsystem", sshtest.Options{NoSFTP: true}, false},
+		{"sudo", sshtest.Options{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, tg, cfg := setup(t, tc.opts)
+			tg.Sudo = tc.sudo
+			if tc.sudo {
+				fakeSudo(t)
+			}
+			cfg.OpenSFTP = true
+			_, err := Dial(context.Background(), tg, cfg)
+			if err == nil {
+				t.Fatal("Dial succeeded on a node with no SFTP server")
+			}
+			for _, want := range []string{"node1", "no sftp-server found", "/nonexistent/a/sftp-server", "/nonexistent/b/sftp-server", "Subsystem sftp", "openssh-sftp-server"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q: %v", want, err)
+				}
+			}
+		})
+	}
+}
+
+// With no sftp-server binary, a root login uses sshd's sftp subsystem.
+func TestSFTPFallsBackToSubsystem(t *testing.T) {
+	noSFTPServerHere(t)
+	_, tg, cfg := setup(t, sshtest.Options{})
+	cfg.OpenSFTP = true
+	c := dial(t, tg, cfg)
+	if !c.sftpSub {
+		t.Fatal("the subsystem was not used")
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	if err := c.WriteFile(context.Background(), host.File{Path: p, Data: []byte("x"), Mode: 0o600, UID: -1, GID: -1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With no sftp-server at the usual paths, the one sshd -T names is used.
+func TestSFTPServerFromSshd(t *testing.T) {
+	if _, err := os.Stat(opensshSFTPServer); err != nil {
+		t.Skipf("%s missing (Debian package openssh-sftp-server)", opensshSFTPServer)
+	}
+	noSFTPServerHere(t)
+	fake := filepath.Join(t.TempDir(), "sshd")
+	writeFile(t, fake, "#!/bin/sh\n[ \"$1\" = -T ] || exit 1\necho 'port 22'\necho 'subsystem sftp "+opensshSFTPServer+" -l INFO'\n")
+	os.Chmod(fake, 0o755)
+	sftpSshd = fake
+	_, tg, cfg := setup(t, sshtest.Options{NoSFTP: true})
+	cfg.OpenSFTP = true
+	c := dial(t, tg, cfg)
+	if c.sftpSub {
+		t.Fatal("the subsystem was used, not sshd's sftp-server")
+	}
+}
+
 func TestMain(m *testing.M) {
 	// Keep the user's real ~/.ssh out of every test.
 	home, err := os.MkdirTemp("", "sshconn-home")
@@ -293,11 +367,7 @@ func TestSudoWithFakeSudo(t *testing.T) {
 	if _, err := os.Stat(opensshSFTPServer); err != nil {
 		t.Skipf("%s missing (Debian package openssh-sftp-server)", opensshSFTPServer)
 	}
-	bin := t.TempDir()
-	log := filepath.Join(bin, "log")
-	writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+log+"\n[ \"$1\" = -n ] || exit 1\nshift\nexec \"$@\"\n")
-	os.Chmod(filepath.Join(bin, "sudo"), 0o755)
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	log := fakeSudo(t)
 
 	_, tg, cfg := setup(t, sshtest.Options{})
 	tg.Sudo = true
@@ -313,6 +383,17 @@ func TestSudoWithFakeSudo(t *testing.T) {
 	if string(b) != "-n\n-n\n" {
 		t.Fatalf("sudo was called with %q, want -n twice (command, sftp-server)", b)
 	}
+}
+
+// fakeSudo puts a sudo on PATH that logs its first argument and runs the
+// rest (sshtest runs commands locally, as root); it returns the log.
+func fakeSudo(t *testing.T) string {
+	bin := t.TempDir()
+	log := filepath.Join(bin, "log")
+	writeFile(t, filepath.Join(bin, "sudo"), "#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+log+"\n[ \"$1\" = -n ] || exit 1\nshift\nexec \"$@\"\n")
+	os.Chmod(filepath.Join(bin, "sudo"), 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	return log
 }
 
 func TestAgentAuth(t *testing.T) {

@@ -13,21 +13,56 @@ import (
 	"hastack.dev/hastack/internal/host"
 )
 
+// sftpServerPaths are where distributions install OpenSSH's sftp-server:
+// Debian and Ubuntu, Fedora and RHEL, Arch and Alpine, openSUSE, others.
+var sftpServerPaths = []string{
+	"/usr/lib/openssh/sftp-server",
+	"/usr/libexec/openssh/sftp-server",
+	"/usr/lib/ssh/sftp-server",
+	"/usr/libexec/ssh/sftp-server",
+	"/usr/lib/sftp-server",
+	"/usr/libexec/sftp-server",
+}
+
+// sftpSshd is the sshd asked for its configured sftp subsystem ("sshd -T")
+// when no path above holds sftp-server.
+var sftpSshd = "sshd"
+
+// noSFTPServer starts the message of a script that found no sftp-server.
+const noSFTPServer = "no sftp-server found"
+
 // sftpServerScript starts the first sftp-server found, with umask 077 so every
 // file it creates is 0600 from the first moment (pkg/sftp cannot pass a mode
 // when opening a file, and the server default would be 0644 for an instant).
+// With bin it starts that one only; without, it tries sftpServerPaths, then
+// the program of sshd's "Subsystem sftp" line (sshd -T, as root).
 func sftpServerScript(bin string) string {
-	paths := "/usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server"
 	if bin != "" {
-		paths = ShellQuote(bin)
+		p := ShellQuote(bin)
+		return `umask 077; if [ -x ` + p + ` ]; then exec ` + p + `; fi; ` +
+			`echo "` + noSFTPServer + ` (tried ` + strings.ReplaceAll(p, "'", "") + `)" >&2; exit 127`
 	}
-	return `umask 077; for p in ` + paths + `; do if [ -x "$p" ]; then exec "$p"; fi; done; ` +
-		`echo "no sftp-server found (tried ` + strings.ReplaceAll(paths, "'", "") + `)" >&2; exit 127`
+	quoted := make([]string, len(sftpServerPaths))
+	for i, p := range sftpServerPaths {
+		quoted[i] = ShellQuote(p)
+	}
+	return `umask 077; for p in ` + strings.Join(quoted, " ") + `; do if [ -x "$p" ]; then exec "$p"; fi; done; ` +
+		`p=$(` + ShellQuote(sftpSshd) + ` -T 2>/dev/null | sed -n 's/^subsystem sftp \(\/[^ ]*\).*/\1/p'); ` +
+		`if [ -n "$p" ] && [ -x "$p" ]; then exec "$p"; fi; ` +
+		`echo "` + noSFTPServer + ` (tried ` + strings.Join(sftpServerPaths, ", ") + ` and sshd's Subsystem sftp)" >&2; exit 127`
 }
+
+// errNoSFTPServer is a node with no sftp-server binary we could start.
+var errNoSFTPServer = errors.New(noSFTPServer)
 
 // sftpClient opens the connection's SFTP session on first use. A failure is
 // not remembered: the next write tries again.
-func (c *Conn) sftpClient() (*sftp.Client, error) {
+//
+// The default starts sftp-server ourselves (under sudo when needed) with
+// umask 077. When the node has none and we log in as root, sshd's own sftp
+// subsystem is used instead (e.g. internal-sftp): it serves files with
+// sshd's umask, so each temp file is then made 0600 by a shell first.
+func (c *Conn) sftpClient(ctx context.Context) (*sftp.Client, error) {
 	c.sftpMu.Lock()
 	defer c.sftpMu.Unlock()
 	select {
@@ -38,10 +73,37 @@ func (c *Conn) sftpClient() (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	s, err := c.newSession(context.Background())
+	sub := c.cfg.SFTPServer == SFTPSubsystem
+	cl, err := c.startSFTP(ctx, sub)
+	if errors.Is(err, errNoSFTPServer) && c.cfg.SFTPServer == "" && !c.sudo {
+		sub = true
+		var serr error
+		if cl, serr = c.startSFTP(ctx, true); serr != nil {
+			cl, err = nil, fmt.Errorf("%w, and sshd offers no sftp subsystem (%v): install OpenSSH's sftp-server (Debian, Ubuntu: openssh-sftp-server)", err, serr)
+		}
+	} else if errors.Is(err, errNoSFTPServer) {
+		err = fmt.Errorf("%w: install OpenSSH's sftp-server (Debian, Ubuntu: openssh-sftp-server)", err)
+	}
+	if cl == nil {
+		return nil, err
+	}
+	if _, ok := cl.HasExtension("posix-rename@openssh.com"); !ok {
+		cl.Close()
+		return nil, errors.New("the SFTP server lacks posix-rename@openssh.com, needed to replace files atomically")
+	}
+	c.sftp, c.sftpSub = cl, sub
+	return cl, nil
+}
+
+// startSFTP opens an SFTP session: sshd's subsystem, or sftp-server
+// started by sftpServerScript. ctx bounds the start.
+func (c *Conn) startSFTP(ctx context.Context, subsystem bool) (*sftp.Client, error) {
+	s, err := c.newSession(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open SSH session for SFTP: %w", err)
 	}
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
 	w, err := s.StdinPipe()
 	if err != nil {
 		s.Close()
@@ -53,8 +115,7 @@ func (c *Conn) sftpClient() (*sftp.Client, error) {
 		return nil, err
 	}
 	var stderr strings.Builder
-	sub := c.cfg.SFTPServer == SFTPSubsystem
-	if sub {
+	if subsystem {
 		err = s.RequestSubsystem("sftp")
 	} else {
 		s.Stderr = &limitedWriter{w: &stderr, n: 512}
@@ -65,30 +126,28 @@ func (c *Conn) sftpClient() (*sftp.Client, error) {
 		return nil, fmt.Errorf("start SFTP: %w", err)
 	}
 	cl, err := sftp.NewClientPipe(r, w, sftp.UseConcurrentWrites(true))
-	if err != nil {
-		// Let the session end so its stderr is complete, but do not hang on
-		// a server that keeps it open.
-		w.Close()
-		waited := make(chan struct{})
-		go func() { s.Wait(); close(waited) }()
-		var msg string
-		select {
-		case <-waited:
-			msg = strings.TrimSpace(stderr.String())
-		case <-time.After(2 * time.Second):
-		}
-		s.Close()
-		if msg != "" {
-			return nil, fmt.Errorf("start SFTP: %s", msg)
-		}
-		return nil, fmt.Errorf("start SFTP: %w", err)
+	if err == nil {
+		return cl, nil
 	}
-	if _, ok := cl.HasExtension("posix-rename@openssh.com"); !ok {
-		cl.Close()
-		return nil, errors.New("the SFTP server lacks posix-rename@openssh.com, needed to replace files atomically")
+	// Let the session end so its stderr is complete, but do not hang on
+	// a server that keeps it open.
+	w.Close()
+	waited := make(chan struct{})
+	go func() { s.Wait(); close(waited) }()
+	var msg string
+	select {
+	case <-waited:
+		msg = strings.TrimSpace(stderr.String())
+	case <-time.After(2 * time.Second):
 	}
-	c.sftp, c.sftpSub = cl, sub
-	return cl, nil
+	s.Close()
+	if strings.HasPrefix(msg, noSFTPServer) {
+		return nil, fmt.Errorf("%w%s", errNoSFTPServer, strings.TrimPrefix(msg, noSFTPServer))
+	}
+	if msg != "" {
+		return nil, fmt.Errorf("start SFTP: %s", msg)
+	}
+	return nil, fmt.Errorf("start SFTP: %w", err)
 }
 
 type limitedWriter struct {
@@ -127,7 +186,7 @@ func (c *Conn) WriteFile(ctx context.Context, f host.File) error {
 }
 
 func (c *Conn) writeFile(ctx context.Context, f host.File) (err error) {
-	cl, err := c.sftpClient()
+	cl, err := c.sftpClient(ctx)
 	if err != nil {
 		return err
 	}
