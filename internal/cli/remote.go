@@ -144,6 +144,9 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, s
 	}
 	opts.PlanSalt = salt
 	opts.NoFingerprints = !fingerprints
+	// apply opens SFTP while connecting: a node that cannot take file
+	// writes is refused before anything changes.
+	opts.SSH.OpenSFTP = name == "apply"
 	opts.Lock = lk
 	if opts.RenderCache, err = engine.DefaultRenderCache(); err != nil {
 		fmt.Fprintf(env.Stderr, "hastack %s: warning: %v\n", name, err)
