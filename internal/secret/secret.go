@@ -138,7 +138,7 @@ func readFile(path string) ([]byte, error) {
 func fileOK(st os.FileInfo) error {
 	m := st.Mode()
 	if !m.IsRegular() {
-		return fmt.Errorf("is not a regular file (mode %s): the password must be in a plain file", m)
+		return fmt.Errorf("is %s, not a regular file: the password must be in a plain file", kind(m))
 	}
 	if st.Size() > MaxFileBytes {
 		return fmt.Errorf("is %d bytes: a password file holds only the password (at most %d bytes)", st.Size(), MaxFileBytes)
@@ -150,6 +150,23 @@ func fileOK(st os.FileInfo) error {
 		return fmt.Errorf("has mode %04o, open to others: chmod 600 it (or 640 to share it with a group)", perm)
 	}
 	return nil
+}
+
+// kind names a file type that is not a regular file.
+func kind(m os.FileMode) string {
+	switch {
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a folder"
+	}
+	return "a special file"
 }
 
 // Check tells whether v can serve as the Redis password, without quoting it.

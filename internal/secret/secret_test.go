@@ -88,8 +88,8 @@ func TestResolveFileRefusesHostileFiles(t *testing.T) {
 		t.Fatalf("chown (the test runs as root): %v", err)
 	}
 	for _, c := range []struct{ path, want string }{
-		{"/dev/zero", "not a regular file"},
-		{fifo, "not a regular file"},
+		{"/dev/zero", "is a character device, not a regular file"},
+		{fifo, "is a named pipe (FIFO), not a regular file"},
 		{link, "is a symlink"},
 		{write("huge", strings.Repeat("x", MaxFileBytes+1), 0o600), "bytes"},
 		{write("world", pw, 0o644), "mode 0644"},
