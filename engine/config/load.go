@@ -81,6 +81,9 @@ func Load(dir string) (*Config, Problems, error) {
 			return nil, ps.dedupe(), nil
 		}
 	}
+	if ps := pl.tooManyNodes(insts[0].Files); len(ps) > 0 {
+		return nil, ps, nil
+	}
 	// A fresh context per load: a long-lived one keeps growing.
 	ctx := cuecontext.New()
 	// Errors of user are not fatal here: Validate below lists them all,
