@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -67,5 +68,37 @@ func TestNodePaths(t *testing.T) {
 	}
 	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
 		t.Error("the plan after the rewrites is not empty")
+	}
+
+	// A hand edit of the Sentinel unit on one node: the plan shows that
+	// line, and apply restarts that node's Sentinel alone (in the serial,
+	// gated phase), after a daemon-reload.
+	runIDs := func() map[string]string {
+		m := map[string]string{}
+		for _, n := range c.lab.Nodes {
+			for what, port := range map[string]string{"redis": "31415", "sentinel": "41415"} {
+				m[n.Name+" "+what] = lifeInfo(c.redisCLI(n.Name, "-h", n.IP, "-p", port, "INFO", "server"))["run_id"]
+			}
+		}
+		return m
+	}
+	before := runIDs()
+	c.exec("node2", "sed", "-i", "s/^Restart=on-failure$/Restart=always/", "/lib/systemd/system/asperaredissentinel.service")
+	code, out := c.hastack("plan", "-detailed-exitcode")
+	if code != 2 {
+		t.Fatalf("plan after editing the unit exited %d, want 2", code)
+	}
+	if got, want := fmt.Sprint(diffLines(out)), fmt.Sprint(map[string][]string{"node2": {"-Restart=always", "+Restart=on-failure"}}); got != want {
+		t.Errorf("the plan's changed lines are %s, want %s", got, want)
+	}
+	out = c.must(0, "apply", "-auto-approve")
+	if !strings.Contains(out, "daemon-reload") {
+		t.Errorf("apply did not reload systemd after rewriting the unit")
+	}
+	if got := lifeRestarted(before, runIDs()); fmt.Sprint(got) != "[node2 sentinel]" {
+		t.Errorf("apply restarted %v, want node2's Sentinel alone", got)
+	}
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
+		t.Error("the plan after fixing the unit is not empty")
 	}
 }
