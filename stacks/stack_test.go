@@ -10,6 +10,7 @@ import (
 
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/internal/hostiletest"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
 )
@@ -17,18 +18,8 @@ import (
 // These tests run the scripts the stack renders for the node's root shell
 // through this machine's real /bin/sh, with stand-ins for redis-cli, chown
 // and systemctl, as a hostile service user would meet them: passwords that
-// a shell takes for code, and links planted where root writes.
-
-// hostilePasswords are accepted by secret.Check and are shell code when a
-// script lets the shell parse them. MARK becomes a path of the test's: a
-// password that ran as code creates it.
-var hostilePasswords = []string{
-	"Pw1;touch${IFS}MARK",
-	"Pa$$w0rd!x",
-	"a|b&c(d)<e>`f`!x",
-	"Pw2$(touch${IFS}MARK)",
-	"x`touch${IFS}MARK`<>|",
-}
+// a shell takes for code (hostiletest.Passwords, the list every script
+// path is tested with), and links planted where root writes.
 
 // render renders examples/three-node on a live cluster in a rotation and
 // returns node1's resources by id.
@@ -160,7 +151,7 @@ func TestRotationScriptsQuoteThePassword(t *testing.T) {
 	rs := render(t)
 	redisDrop := spec[commandSpec](t, rs, "command:drop-previous-password-redis")
 	sentinelDrop := spec[commandSpec](t, rs, "command:drop-previous-password-sentinel")
-	for _, raw := range hostilePasswords {
+	for _, raw := range hostiletest.Passwords {
 		t.Run(raw, func(t *testing.T) {
 			n := newFakeNode(t)
 			pw := strings.ReplaceAll(raw, "MARK", n.mark)
