@@ -102,3 +102,61 @@ func TestNodePaths(t *testing.T) {
 		t.Error("the plan after fixing the unit is not empty")
 	}
 }
+
+// TestNodePathsRotation: a password rotation on real Redis and Sentinel to
+// a password a shell would take for code, while the service user has
+// planted a link at the temporary name the rotation used to write (as
+// root) beside sentinel.conf. No link is followed, nothing the password
+// holds runs, and every server takes the new password only.
+func TestNodePathsRotation(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, "")
+	c.must(0, "apply", "-auto-approve")
+	const newPW = "Pw2$(touch${IFS}/root/pwned)|a&b;c`touch${IFS}/root/pwned2`<>!x"
+	const dir = "/opt/aspera/etc/redis"
+	for _, n := range c.lab.Nodes {
+		out, err := c.exec(n.Name, "setpriv", "--reuid", "asperadaemon", "--regid", "aspadmins", "--init-groups",
+			"ln", "-s", "/root/victim", dir+"/sentinel_41415.conf.hastack-rotate")
+		if err != nil {
+			t.Fatalf("%s: the service user cannot plant a link in %s: %v %s", n.Name, dir, err, out)
+		}
+	}
+	p := c.dir + "/cluster.cue"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gen = `secret: env: "HASTACK_REDIS_PASSWORD"`
+	rotating := strings.Replace(string(b), gen, `secret: env: "HASTACK_NEW_PASSWORD"`+"\n\tpreviousSecret: env: \"HASTACK_REDIS_PASSWORD\"", 1)
+	if rotating == string(b) {
+		t.Fatalf("the lab's config has no %s line", gen)
+	}
+	if err := os.WriteFile(p, []byte(rotating), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HASTACK_REDIS_PASSWORD": testPassword, "HASTACK_NEW_PASSWORD": newPW}
+	if code, _ := runHastack(t, c.lab.Dir, c.dir, env, "apply", "-auto-approve"); code != 0 {
+		t.Fatalf("the rotation exited %d", code)
+	}
+	for _, n := range c.lab.Nodes {
+		if out, _ := c.exec(n.Name, "sh", "-c", "ls /root/victim /root/pwned /root/pwned2 2>/dev/null; true"); out != "" {
+			t.Errorf("%s: root wrote through the link or ran the password: %s", n.Name, out)
+		}
+		for _, port := range []string{"31415", "41415"} {
+			ping := func(pw string) string {
+				out, _ := c.exec(n.Name, "env", "REDISCLI_AUTH="+pw, "redis-cli", "--no-auth-warning", "-h", n.IP, "-p", port, "PING")
+				return strings.TrimSpace(out)
+			}
+			if got := ping(newPW); got != "PONG" {
+				t.Errorf("%s:%s refuses the new password: %q", n.Name, port, got)
+			}
+			if got := ping(testPassword); got == "PONG" {
+				t.Errorf("%s:%s still takes the old password", n.Name, port)
+			}
+		}
+		conf, _ := c.exec(n.Name, "cat", dir+"/sentinel_41415.conf")
+		if !strings.Contains(conf, "\nrequirepass "+newPW+"\n") {
+			t.Errorf("%s: sentinel.conf does not hold the new password as it is", n.Name)
+		}
+	}
+}
