@@ -102,6 +102,7 @@ func (l *Lab) bootNode(ctx context.Context, n *Node) (*os.Process, error) {
 	cmd.Dir = "/"
 	// Own session: a Ctrl-C at `hastack lab up` must not reach the nodes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	closeInheritedOnExec()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -159,4 +160,20 @@ func (l *Lab) answers(ctx context.Context, n *Node) bool {
 	banner := make([]byte, 4)
 	_, err = io.ReadFull(c, banner)
 	return err == nil && string(banner) == "SSH-"
+}
+
+// closeInheritedOnExec marks every descriptor this process inherited (above
+// stderr) close-on-exec, so a node's daemons do not hold it for their life:
+// `flock LOCK hastack lab up` otherwise left the lock held by the lab's
+// nodes until `lab down`.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
