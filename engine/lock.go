@@ -97,14 +97,26 @@ func lockLocal(ctx context.Context, cl *config.Cluster, o *LockOptions, deadline
 }
 
 // node locks the node name once the nodes before it have had their turn.
-// connErr is the node's connect error: a node that could not be reached
-// still ends its turn. It returns connErr, or why the node is not locked.
+// Its lock command is started at once, so only taking the lock itself
+// (one round trip) waits for the others. connErr is the node's connect
+// error: a node that could not be reached still ends its turn. It returns
+// connErr, or why the node is not locked.
 func (c *clusterLock) node(ctx context.Context, name string, h host.Host, connErr error) error {
 	i, ok := c.turn[name]
 	if !ok {
 		return fmt.Errorf("%s: not a node of the locked cluster", name)
 	}
 	defer close(c.done[i])
+	dir := c.opts.NodeDir
+	if dir == "" {
+		dir = lock.NodeDir
+	}
+	var ready *lock.Ready
+	var readyErr error
+	if connErr == nil {
+		ready, readyErr = lock.StartNode(ctx, h, dir, c.opts.Holder)
+	}
+	defer func() { ready.Abort() }()
 	if i > 0 {
 		select {
 		case <-c.done[i-1]:
@@ -121,19 +133,25 @@ func (c *clusterLock) node(ctx context.Context, name string, h host.Host, connEr
 	if failed {
 		return errNotLocked
 	}
-	dir := c.opts.NodeDir
-	if dir == "" {
-		dir = lock.NodeDir
+	err := readyErr
+	if err == nil {
+		err = lock.Retry(ctx, c.deadline, func() error {
+			if ready == nil { // a retry: the last try used it up
+				var err error
+				if ready, err = lock.StartNode(ctx, h, dir, c.opts.Holder); err != nil {
+					return err
+				}
+			}
+			l, err := ready.Take(ctx)
+			ready = nil
+			if err == nil {
+				c.mu.Lock()
+				c.nodes = append(c.nodes, l)
+				c.mu.Unlock()
+			}
+			return err
+		}, c.opts.Waiting)
 	}
-	err := lock.Retry(ctx, c.deadline, func() error {
-		l, err := lock.TryNode(ctx, h, dir, c.opts.Holder)
-		if err == nil {
-			c.mu.Lock()
-			c.nodes = append(c.nodes, l)
-			c.mu.Unlock()
-		}
-		return err
-	}, c.opts.Waiting)
 	if err != nil {
 		c.mu.Lock()
 		c.err = err

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,7 +17,7 @@ import (
 
 // dirHost is the local host with a lock folder of its own per node name,
 // so that one machine stands in for several nodes. It notes the order in
-// which nodes are asked for their lock.
+// which nodes are told to take their lock (the "go" line on stdin).
 type dirHost struct {
 	host.Host
 	base  string
@@ -25,11 +26,31 @@ type dirHost struct {
 }
 
 func (d dirHost) Start(ctx context.Context, cmd string) (host.Process, error) {
-	d.mu.Lock()
-	*d.asked = append(*d.asked, d.Name())
-	d.mu.Unlock()
 	q := "'" + d.base + "'"
-	return d.Host.(host.Starter).Start(ctx, strings.Replace(cmd, q, "'"+filepath.Join(d.base, d.Name())+"'", 1))
+	p, err := d.Host.(host.Starter).Start(ctx, strings.Replace(cmd, q, "'"+filepath.Join(d.base, d.Name())+"'", 1))
+	if err != nil {
+		return nil, err
+	}
+	return notedProcess{p, d}, nil
+}
+
+type notedProcess struct {
+	host.Process
+	d dirHost
+}
+
+func (p notedProcess) Stdin() io.WriteCloser { return notedStdin{p.Process.Stdin(), p.d} }
+
+type notedStdin struct {
+	io.WriteCloser
+	d dirHost
+}
+
+func (w notedStdin) Write(b []byte) (int, error) {
+	w.d.mu.Lock()
+	*w.d.asked = append(*w.d.asked, w.d.Name())
+	w.d.mu.Unlock()
+	return w.WriteCloser.Write(b)
 }
 
 // lockRun is one run's attempt to lock the cluster, every node at once.

@@ -52,10 +52,11 @@ type Starter interface {
 
 // Process is a command started by Starter.Start.
 type Process interface {
+	// Stdin is the command's standard input; closing it tells the
+	// command its input has ended.
+	Stdin() io.WriteCloser
 	// Stdout is the command's standard output as it comes.
 	Stdout() io.Reader
-	// CloseStdin tells the command its input has ended.
-	CloseStdin() error
 	// Wait waits for the command to end. Result.Stdout is empty (it went
 	// to Stdout); Result.Stderr holds the first few KiB of its stderr.
 	Wait() (Result, error)

@@ -147,8 +147,8 @@ type localProcess struct {
 	waitErr error
 }
 
-func (p *localProcess) Stdout() io.Reader { return p.stdout }
-func (p *localProcess) CloseStdin() error { return p.stdin.Close() }
+func (p *localProcess) Stdout() io.Reader     { return p.stdout }
+func (p *localProcess) Stdin() io.WriteCloser { return p.stdin }
 
 // Wait may be called more than once; every call gets the same answer.
 func (p *localProcess) Wait() (Result, error) {

@@ -23,22 +23,25 @@ const busyCode = 75
 // holder file written.
 const heldMark = "hastack-lock: held"
 
-// nodeScript takes the lock in dir and holds it while its stdin is open;
-// when the lock is busy it prints the holder's file and exits busyCode. It
-// runs under sudo -n when the login user is not root (host.Host.Run's
-// rule), so dir is root's. Values are quoted: none becomes a command.
+// nodeScript readies dir, waits for a "go" line on stdin (so a node can
+// get ready before its turn in the lock order), then takes the lock and
+// holds it while its stdin stays open; when the lock is busy it prints the
+// holder's file and exits busyCode. It runs under sudo -n when the login
+// user is not root (host.Host.Run's rule), so dir is root's. Values are
+// quoted: none becomes a command.
 //
 // The folder must be a real folder of the user running the script (root),
 // or anyone who could write it could plant a symlink for root to follow.
 func nodeScript(dir string, h Holder) string {
 	return fmt.Sprintf(`umask 077
 d=%s
-mkdir -p "$d" || exit 70
-if [ -L "$d" ] || [ "$(stat -c %%u "$d")" != "$(id -u)" ]; then
+[ -d "$d" ] || mkdir -p "$d" || exit 70
+if [ -L "$d" ] || [ ! -O "$d" ]; then
 	echo "$d is not root's own folder: refusing to lock there" >&2; exit 70
 fi
 chmod 700 "$d" || exit 70
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed (Debian package util-linux)" >&2; exit 70; }
+read -r go || exit 0
 flock -n -E %d "$d/lock" sh -c 'printf "%%s" "$1" >"$2.tmp" && mv -f "$2.tmp" "$2" && echo "$3" && cat >/dev/null; rm -f "$2"' sh %s "$d/lock.holder" %s
 rc=$?
 if [ "$rc" = %d ]; then head -c 4096 "$d/lock.holder" 2>/dev/null; fi
@@ -52,10 +55,17 @@ type Node struct {
 	p    host.Process
 }
 
-// TryNode takes h's lock in dir (NodeDir on real nodes) without waiting.
-// It fails with a *HeldError naming the holder when another run holds it.
-// The lock is held until Release, or until the connection ends.
-func TryNode(ctx context.Context, h host.Host, dir string, holder Holder) (*Node, error) {
+// Ready is a node's lock command started and waiting for its turn: the
+// session, sudo and the folder checks are done, the lock is not taken.
+type Ready struct {
+	h   host.Host
+	dir string
+	p   host.Process
+}
+
+// StartNode starts h's lock command in dir (NodeDir on real nodes) and
+// leaves it waiting for Take.
+func StartNode(ctx context.Context, h host.Host, dir string, holder Holder) (*Ready, error) {
 	st, ok := h.(host.Starter)
 	if !ok {
 		return nil, fmt.Errorf("%s: this connector cannot hold a lock", h.Name())
@@ -64,6 +74,28 @@ func TryNode(ctx context.Context, h host.Host, dir string, holder Holder) (*Node
 	if err != nil {
 		return nil, err
 	}
+	return &Ready{h: h, dir: dir, p: p}, nil
+}
+
+// TryNode takes h's lock without waiting: StartNode, then Take.
+func TryNode(ctx context.Context, h host.Host, dir string, holder Holder) (*Node, error) {
+	r, err := StartNode(ctx, h, dir, holder)
+	if err != nil {
+		return nil, err
+	}
+	return r.Take(ctx)
+}
+
+// Take tries to take the lock, once: it fails with a *HeldError naming the
+// holder when another run holds it. The lock is then held until Release,
+// or until the connection ends. A Ready is used up by Take.
+func (r *Ready) Take(ctx context.Context) (*Node, error) {
+	name, p := r.h.Name(), r.p
+	r.p = nil
+	if p == nil {
+		return nil, fmt.Errorf("%s: the lock command was used already", name)
+	}
+	io.WriteString(p.Stdin(), "go\n")
 	out := bufio.NewReader(io.LimitReader(p.Stdout(), 8<<10))
 	line := make(chan string, 1)
 	go func() {
@@ -75,10 +107,10 @@ func TryNode(ctx context.Context, h host.Host, dir string, holder Holder) (*Node
 	case first = <-line:
 	case <-ctx.Done():
 		p.Close()
-		return nil, fmt.Errorf("%s: taking the lock: %w", h.Name(), context.Cause(ctx))
+		return nil, fmt.Errorf("%s: taking the lock: %w", name, context.Cause(ctx))
 	}
 	if strings.TrimSuffix(first, "\n") == heldMark {
-		return &Node{name: h.Name(), p: p}, nil
+		return &Node{name: name, p: p}, nil
 	}
 	// Not ours: the rest of stdout is the holder's file.
 	rest, _ := io.ReadAll(out)
@@ -88,10 +120,18 @@ func TryNode(ctx context.Context, h host.Host, dir string, holder Holder) (*Node
 	case err != nil:
 		return nil, err
 	case res.Code == busyCode:
-		return nil, &HeldError{Where: "node " + h.Name(), Holder: parseHolder(first + string(rest))}
+		return nil, &HeldError{Where: "node " + name, Holder: parseHolder(first + string(rest))}
 	}
 	msg := strings.TrimSpace(Clean(strings.ReplaceAll(string(res.Stderr), "\n", "; ")))
-	return nil, fmt.Errorf("%s: cannot take the node lock in %s (exit %d): %s", h.Name(), dir, res.Code, msg)
+	return nil, fmt.Errorf("%s: cannot take the node lock in %s (exit %d): %s", name, r.dir, res.Code, msg)
+}
+
+// Abort ends a lock command that will not be used.
+func (r *Ready) Abort() {
+	if r != nil && r.p != nil {
+		r.p.Close()
+		r.p = nil
+	}
 }
 
 // releaseWait bounds how long Release waits for the node to confirm.
@@ -103,7 +143,7 @@ func (n *Node) Release() {
 	if n == nil || n.p == nil {
 		return
 	}
-	n.p.CloseStdin()
+	n.p.Stdin().Close()
 	done := make(chan struct{})
 	go func() {
 		n.p.Wait()

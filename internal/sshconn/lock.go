@@ -68,8 +68,8 @@ type sshProcess struct {
 
 func (p *sshProcess) free() { p.freed.Do(p.release) }
 
-func (p *sshProcess) Stdout() io.Reader { return p.stdout }
-func (p *sshProcess) CloseStdin() error { return p.stdin.Close() }
+func (p *sshProcess) Stdout() io.Reader     { return p.stdout }
+func (p *sshProcess) Stdin() io.WriteCloser { return p.stdin }
 
 // Wait waits for the command's exit status; every call gets the same answer.
 func (p *sshProcess) Wait() (host.Result, error) {

@@ -42,7 +42,7 @@ func TestStartSudoAndSlot(t *testing.T) {
 	if err == nil {
 		t.Fatal("Run got a session while the started command held the only slot")
 	}
-	p.CloseStdin()
+	p.Stdin().Close()
 	res, err := p.Wait()
 	if err != nil || res.Code != 3 || strings.TrimSpace(string(res.Stderr)) != "bye" {
 		t.Fatalf("Wait: %+v %v", res, err)
