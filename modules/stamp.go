@@ -54,10 +54,13 @@ func (nf *NodeFacts) stampKeyOf() *stampKey {
 	return nf.stampKey
 }
 
-// stampOf is the stamp of s on a node with key k.
+// stampOf is the stamp of s on a node with key k. The password is part of
+// what is hashed even when the stdin does not hold it: a command such as
+// `askmscli -i -u USER` reads it from what an earlier command set, and must
+// run again when it changes (a rotation).
 func stampOf(s commandSpec, k *stampKey, sec secret.Secret) string {
 	m := hmac.New(sha256.New, k.key)
-	m.Write([]byte(s.Cmd + "\x00" + string(secret.Fill([]byte(s.Stdin), sec))))
+	m.Write([]byte(s.Cmd + "\x00" + string(secret.Fill([]byte(s.Stdin), sec)) + "\x00" + sec.Value()))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

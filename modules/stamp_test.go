@@ -73,6 +73,11 @@ func TestStampKeyedPerNode(t *testing.T) {
 	if b := stampOf(stampSpec(secret.Placeholder), k1, secret.New("Stamp-Passw0rd-2")); a == b {
 		t.Error("the stamp did not change with the password filled into the stdin")
 	}
+	// askmscli -i -u USER has no stdin, yet re-reads the password.
+	keystore := commandSpec{Cmd: "/opt/aspera/bin/askmscli -i -u xfer", Stamp: true}
+	if stampOf(keystore, k1, sec) == stampOf(keystore, k1, secret.New("Stamp-Passw0rd-2")) {
+		t.Error("a command without stdin kept its stamp across a new password: a rotation would skip it")
+	}
 	if b := stampOf(stampSpec(secret.Placeholder), k2, sec); a == b {
 		t.Error("two nodes' keys gave the same stamp: it is keyed with the password alone")
 	}
