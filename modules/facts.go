@@ -35,6 +35,9 @@ type Needs struct {
 	// Direct leaves Sentinel and Redis out of the fact script: the caller
 	// reads them with ReadRedis, from the node, while the script runs.
 	Direct bool
+	// Shared asks facts of a kind a module registered (registerFact), by
+	// kind: the keys of all resources are read with one command.
+	Shared map[string][]string
 }
 
 // SentinelAt says which Sentinel to ask about which primary set.
@@ -57,6 +60,14 @@ type NodeFacts struct {
 	Pending  map[string]bool   // restarts owed, by unit
 
 	stampKey *stampKey // the node's command stamp key (stamp.go)
+
+	// Links holds the asked paths that are symlinks, with their targets.
+	Links map[string]string
+	// shared holds the registered kinds of facts, parsed (sharedfacts.go).
+	shared map[string]any
+	// batches collect the work of several resources of the node that one
+	// command does (batch.go).
+	batches *batches
 
 	// Irregular names the asked paths that are there but are neither a
 	// regular file nor a directory ("a symlink to /etc/shadow", "a FIFO"):
@@ -115,6 +126,10 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 	rand.Read(rb[:])
 	boundary = "@@hastack-fact-" + hex.EncodeToString(rb[:])
 	need := extra
+	need.Shared = map[string][]string{}
+	for kind, keys := range extra.Shared {
+		need.Shared[kind] = append([]string(nil), keys...)
+	}
 	var own []string
 	for i := range rs {
 		m, err := Lookup(rs[i].Kind)
@@ -140,6 +155,9 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 				return "", "", fmt.Errorf("%s: asks a Redis other than the node's own", rs[i].ID)
 			}
 			need.Redis = p.Redis
+		}
+		for kind, keys := range p.Shared {
+			need.Shared[kind] = append(need.Shared[kind], keys...)
 		}
 		own = append(own, p.Script)
 	}
@@ -184,6 +202,9 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 		sec("@redis")
 		fmt.Fprintf(&b, "redisq -h %s -p %s INFO replication\n", Quote(ip), Quote(port))
 	}
+	if err := writeShared(&b, sec, need.Shared); err != nil {
+		return "", "", err
+	}
 	for i, r := range rs {
 		sec(r.ID)
 		if own[i] != "" {
@@ -219,6 +240,12 @@ func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[str
 		case "@end":
 			ended = true
 		default:
+			if kind, ok := strings.CutPrefix(string(name), sharedPrefix); ok {
+				if err := nf.readShared(kind, body); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
 			own[string(name)] = body
 		}
 	}
@@ -248,6 +275,12 @@ func (nf *NodeFacts) readTar(raw []byte) error {
 			// A directory's mode keeps its sticky and set-id bits.
 			nf.Dirs[name] = &FileFact{Mode: h.FileInfo().Mode() & dirModeBits, Owner: h.Uname, Group: h.Gname}
 			continue
+		}
+		if h.Typeflag == tar.TypeSymlink {
+			if nf.Links == nil {
+				nf.Links = map[string]string{}
+			}
+			nf.Links["/"+strings.TrimPrefix(h.Name, "/")] = h.Linkname
 		}
 		if h.Typeflag != tar.TypeReg {
 			nf.Irregular["/"+strings.TrimPrefix(h.Name, "/")] = entryKind(h)
