@@ -27,6 +27,8 @@ func runCheck(env *Env, args []string) int {
 	failover := fs.Bool("failover", false, "run the failover drill (003 step 12): pause the primary with DEBUG SLEEP, see a replica promoted, see the old primary rejoin; needs redis: debugCommand: \"yes\"")
 	replication := fs.Bool("replication", false, "run the replication drill (003 step 13): add a test Node API user on one node, list it on another, delete it on a third")
 	wait := fs.Duration("wait", 0, "retry the checks until they pass or this long has passed (e.g. 30s, right after an apply)")
+	var lf lockFlags
+	lf.register(fs, "during a drill (a check without -failover or -replication changes nothing and takes no lock)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -49,6 +51,12 @@ func runCheck(env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
 		return ExitUsage
 	}
+	if *failover || *replication {
+		// A drill changes the cluster (a paused primary, a test user):
+		// it must not run during another run's apply, nor one start
+		// during it.
+		opts.Lock = lf.options(env, "check", drillCommand(*failover, *replication))
+	}
 	ctx, sig := onInterrupt(env, "check", "stopping after the step in progress",
 		"a drill in progress may have left its test user or a paused Redis behind. Run hastack check to see the cluster's state.")
 	defer sig.stop()
@@ -65,10 +73,11 @@ func runCheck(env *Env, args []string) int {
 		redact(env, sec)
 		// Every wait inside is bounded too; this is the last resort.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute+*wait)
-		hosts, err := engine.ConnectCluster(cctx, cl, opts)
+		hosts, unlock, err := engine.ConnectClusterLocked(cctx, cl, opts)
 		if err != nil {
 			cancel()
 			fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
+			lockAdvice(env, "check", err)
 			code = ExitFailure
 			continue
 		}
@@ -92,10 +101,23 @@ func runCheck(env *Env, args []string) int {
 		if !r.OK() {
 			code = ExitFailure
 		}
+		unlock()
 		for _, h := range hosts {
 			h.Close()
 		}
 		cancel()
 	}
 	return code
+}
+
+// drillCommand is the command a drill's lock names as its holder.
+func drillCommand(failover, replication bool) string {
+	c := "check"
+	if replication {
+		c += " -replication"
+	}
+	if failover {
+		c += " -failover"
+	}
+	return c
 }
