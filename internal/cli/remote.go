@@ -17,6 +17,7 @@ import (
 	"hastack.dev/hastack/internal/lock"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/internal/sshconn"
+	"hastack.dev/hastack/internal/termsafe"
 )
 
 // remoteFlags are the flags of every command that reaches nodes.
@@ -169,12 +170,16 @@ func prepare(ctx context.Context, env *Env, name, dir string, rf *remoteFlags, s
 	return s, cfg, ExitOK
 }
 
-// redact makes env's streams hide sec from here on.
+// redact makes env's streams hide sec from here on. The streams also
+// escape control characters from here on: what follows may hold a node's
+// text (a file in a diff, a command's stderr, a holder line), which must
+// not drive the terminal. The escape comes after the redaction, so a
+// password is hidden before any of its characters could be escaped.
 func redact(env *Env, sec secret.Secret) {
 	for _, w := range []*io.Writer{&env.Stdout, &env.Stderr} {
 		r, ok := (*w).(*secret.Redactor)
 		if !ok {
-			r = secret.NewRedactor(*w)
+			r = secret.NewRedactor(termsafe.NewWriter(*w))
 			*w = r
 		}
 		r.Add(sec)

@@ -245,17 +245,23 @@ func (r *Redactor) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Flush writes out a trailing partial line.
+// Flush writes out a trailing partial line, then flushes the wrapped
+// writer when it has a Flush of its own (a termsafe.Writer holds back a
+// partial UTF-8 sequence).
 func (r *Redactor) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.buf) == 0 {
-		return nil
+	if len(r.buf) > 0 {
+		out := r.redact(r.buf)
+		r.buf = r.buf[:0]
+		if _, err := r.w.Write(out); err != nil {
+			return err
+		}
 	}
-	out := r.redact(r.buf)
-	r.buf = r.buf[:0]
-	_, err := r.w.Write(out)
-	return err
+	if f, ok := r.w.(interface{ Flush() error }); ok {
+		return f.Flush()
+	}
+	return nil
 }
 
 // redact replaces the longest secrets first: were one a part of another,

@@ -7,8 +7,11 @@
 package termsafe
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -74,4 +77,112 @@ func escape(r rune) string {
 		return fmt.Sprintf(`\x%02x`, r)
 	}
 	return fmt.Sprintf(`\u%04x`, r)
+}
+
+// Writer is an output stream that escapes what String escapes, except
+// newline and tab, which a stream of lines needs. Control characters that
+// no JSON encoder leaves raw (C0) are written as String writes them
+// (\x1b, \r); DEL, C1 controls and bidi characters as \u007f, \u009b,
+// \u202e: the form a JSON string reads as the same character, so JSON
+// passed through the Writer stays valid and means the same. A UTF-8
+// sequence split across two writes is kept whole: the start of one is held
+// back until the next write, or Flush.
+type Writer struct {
+	mu      sync.Mutex
+	w       io.Writer
+	pending []byte // an incomplete UTF-8 sequence that ended the last write
+}
+
+// NewWriter wraps w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// Write escapes p and writes it on; it reports all of p as written unless
+// the underlying writer fails.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := p
+	if len(w.pending) > 0 {
+		b = append(w.pending, p...)
+		w.pending = nil
+	}
+	if n := incompleteTail(b); n > 0 {
+		w.pending = append([]byte(nil), b[len(b)-n:]...)
+		b = b[:len(b)-n]
+	}
+	if _, err := w.w.Write(escapeStream(b)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes out a held-back partial sequence, escaped byte by byte: no
+// more bytes will complete it.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) == 0 {
+		return nil
+	}
+	b := escapeStream(w.pending)
+	w.pending = nil
+	_, err := w.w.Write(b)
+	return err
+}
+
+// incompleteTail is the length of the start of a UTF-8 sequence that ends
+// b and needs more bytes (0 when b ends with a whole rune or an invalid
+// byte).
+func incompleteTail(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax+1; i-- {
+		switch c := b[i]; {
+		case c < 0x80:
+			return 0
+		case c >= 0xc0: // a leading byte
+			if utf8.FullRune(b[i:]) {
+				return 0
+			}
+			return len(b) - i
+		}
+	}
+	return 0
+}
+
+// escapeStream is String for a stream: newline and tab stay, and runes
+// above the C0 range take the JSON-readable \u form.
+func escapeStream(b []byte) []byte {
+	if streamSafe(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			out = fmt.Appendf(out, `\x%02x`, b[i])
+		case r == '\n' || r == '\t':
+			out = append(out, b[i])
+		case r < 0x20:
+			out = append(out, escape(r)...)
+		case unsafe(r):
+			out = fmt.Appendf(out, `\u%04x`, r)
+		default:
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
+}
+
+// streamSafe is escapeStream's fast path: plain ASCII text with newlines
+// and tabs, or valid UTF-8 with nothing unsafe in it.
+func streamSafe(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 && c != '\n' && c != '\t') || c >= 0x7f {
+			return utf8.Valid(b) && !bytes.ContainsFunc(b, func(r rune) bool {
+				return unsafe(r) && r != '\n' && r != '\t'
+			})
+		}
+	}
+	return true
 }
