@@ -39,10 +39,11 @@ func (o *Outcome) Err() error {
 }
 
 // Apply carries out a plan, phase after phase across nodes in the order of
-// the procedure. Within a phase the nodes work in parallel, or one by one
-// (primary first) for a serial phase. A failure stops its node at once; the
-// other nodes finish their changes of that phase (they run in parallel),
-// and no later phase starts. A cancelled ctx (Ctrl-C) lets the change in
+// the procedure. Within a phase the nodes work in parallel, or in batches
+// one after the other (Phase.Batches; a serial phase is batches of one),
+// the nodes of a batch in parallel. A failure stops its node at once; the
+// other nodes of its batch finish their changes, and no later batch or
+// phase starts. A cancelled ctx (Ctrl-C) lets the change in
 // progress finish (a file write is atomic either way) and stops.
 func Apply(ctx context.Context, p *Plan, hosts map[string]host.Host, report func(Event)) *Outcome {
 	o := &Outcome{Done: map[string][]string{}, Failed: map[string]error{}, Skipped: map[string][]string{}}
@@ -108,41 +109,46 @@ func Apply(ctx context.Context, p *Plan, hosts map[string]host.Host, report func
 			mu.Unlock()
 		}
 	}
+	fail := func(node string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		o.Failed[node] = err
+	}
 	failed := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(o.Failed) > 0
 	}
+	// One node's turn in a phase: its changes, between the phase's steps
+	// before a node (failover) and after it (rejoin, health gate, pause).
+	runTurn := func(n NodePlan, phase int) {
+		if err := p.beforeNode(ctx, hosts, n, phase, report); err != nil {
+			fail(n.Name, err)
+			return
+		}
+		runNode(n, phase)
+		mu.Lock()
+		_, bad := o.Failed[n.Name]
+		mu.Unlock()
+		if bad {
+			return
+		}
+		if err := p.afterNode(ctx, hosts, n, phase, report); err != nil {
+			fail(n.Name, err)
+		}
+	}
 	for phase, ph := range p.Phases {
-		if failed() || ctx.Err() != nil {
-			break
-		}
-		if !ph.Serial {
-			for _, n := range p.Nodes {
-				wg.Add(1)
-				go func() { defer wg.Done(); runNode(n, phase) }()
-			}
-			wg.Wait()
-			continue
-		}
-		for _, n := range serialOrder(p, ph) {
+		for _, batch := range ph.batchesOf(serialOrder(p, ph)) {
 			if failed() || ctx.Err() != nil {
 				break
 			}
-			if !hasPhase(n, phase) {
-				continue
+			for _, n := range batch {
+				if hasPhase(n, phase) {
+					wg.Add(1)
+					go func() { defer wg.Done(); runTurn(n, phase) }()
+				}
 			}
-			if err := p.beforeNode(ctx, hosts, n, phase, report); err != nil {
-				o.Failed[n.Name] = err
-				break
-			}
-			runNode(n, phase)
-			if failed() {
-				break
-			}
-			if err := p.afterNode(ctx, hosts, n, phase, report); err != nil {
-				o.Failed[n.Name] = err
-			}
+			wg.Wait()
 		}
 	}
 	o.Stopped = ctx.Err() != nil
@@ -170,8 +176,8 @@ func unitOf(id string) string {
 	return id
 }
 
-// serialOrder is the node order of a serial phase: the plan's order
-// (primary first) or, for a rollout, replicas first and the primary last.
+// serialOrder is the node order of a phase: the plan's order (primary
+// first) or, for a rollout, replicas first and the primary last.
 func serialOrder(p *Plan, ph Phase) []NodePlan {
 	if ph.Order != "replicas-first" {
 		return p.Nodes

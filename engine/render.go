@@ -29,9 +29,16 @@ type Rendered struct {
 
 // Phase is one step of the procedure.
 type Phase struct {
-	Name   string `json:"name"`
-	Serial bool   `json:"serial,omitempty"` // one node at a time
-	// Order of a serial phase: "primary-first" (default) or "replicas-first".
+	Name string `json:"name"`
+	// Serial runs the phase one node at a time: batches of 1.
+	Serial bool `json:"serial,omitempty"`
+	// Batches runs the phase's nodes, in its Order, in groups one after the
+	// other, the nodes of a group in parallel (Ansible's serial list):
+	// [1, "100%"] is the first node alone, then all the others together.
+	// Neither Serial nor Batches: every node at once.
+	Batches []Batch `json:"batches,omitempty"`
+	// Order of the nodes: "primary-first" (the plan's order, the default)
+	// or "replicas-first".
 	Order string `json:"order,omitempty"`
 	// Gate waits, after each node that changed, until the cluster is
 	// healthy again; a failed gate stops the rollout.
@@ -162,6 +169,9 @@ func decodeRendered(cl *config.Cluster, primary string, out *rendered) (*Rendere
 	r := &Rendered{Cluster: cl, Primary: primary}
 	if err := json.Unmarshal(out.Phases, &r.Phases); err != nil {
 		return nil, fmt.Errorf("cluster %s: phases: %v", cl.Name, err)
+	}
+	if err := checkPhases(r.Phases); err != nil {
+		return nil, fmt.Errorf("cluster %s: %v", cl.Name, err)
 	}
 	if err := json.Unmarshal(out.Nodes, &r.Nodes); err != nil {
 		return nil, fmt.Errorf("cluster %s: nodes: %v", cl.Name, err)

@@ -76,3 +76,35 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 		t.Errorf("found %d drop-previous-password commands, want 2 (redis, sentinel)", found)
 	}
 }
+
+// A new cluster starts its services on the primary, then on every replica
+// together; a live one rolls them one node at a time, replicas first.
+func TestRenderStartPhase(t *testing.T) {
+	cfg := loadExample(t, "../examples/three-node")
+	cl := cfg.Clusters[0]
+	for _, tc := range []struct {
+		live bool
+		want string
+	}{
+		{false, `{"name":"start the services: the primary, then every replica together (003 step 12)","batches":[1,"100%"]}`},
+		{true, `"serial":true,"order":"replicas-first","gate":true,"failover":"asperaredisd"`},
+	} {
+		r, err := Render(cfg.Context, cl, cl.Primary, nil, tc.live)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := -1
+		for _, res := range r.Nodes[0].Resources {
+			if res.ID == "service:asperaredisd" {
+				start = res.Phase
+			}
+		}
+		b, err := json.Marshal(r.Phases[start])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("live %v: the start phase is %s, want %s", tc.live, b, tc.want)
+		}
+	}
+}
