@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"hastack.dev/hastack/internal/secret"
 )
 
 // Limits on what Load reads, checked before CUE opens any file: CUE reads a
@@ -61,7 +63,7 @@ func (pl placer) fileProblems(abs string) (Problems, error) {
 				ps = append(ps, pl.fileProblem(path, "is a symlink that leads nowhere readable: "+unwrapPath(err)))
 				return nil
 			case !st.Mode().IsRegular():
-				ps = append(ps, pl.fileProblem(path, fmt.Sprintf("is a symlink to %s: a .cue file must be a regular file", kindOf(st.Mode()))))
+				ps = append(ps, pl.fileProblem(path, fmt.Sprintf("is a symlink to %s: a .cue file must be a regular file", secret.FileKind(st.Mode()))))
 				return nil
 			}
 			total += st.Size()
@@ -76,7 +78,7 @@ func (pl placer) fileProblems(abs string) (Problems, error) {
 			return nil
 		}
 		if !info.Mode().IsRegular() {
-			ps = append(ps, pl.fileProblem(path, fmt.Sprintf("is %s: a .cue file must be a regular file", kindOf(info.Mode()))))
+			ps = append(ps, pl.fileProblem(path, fmt.Sprintf("is %s: a .cue file must be a regular file", secret.FileKind(info.Mode()))))
 			return nil
 		}
 		total += info.Size()
@@ -109,23 +111,6 @@ func (pl placer) show(path string) string {
 		return rel
 	}
 	return path
-}
-
-// kindOf names a file type that is not a regular file.
-func kindOf(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeDevice != 0 && m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m.IsDir():
-		return "a folder"
-	}
-	return "not a regular file"
 }
 
 // unwrapPath drops the path an *fs.PathError repeats.

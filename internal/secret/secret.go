@@ -138,7 +138,7 @@ func readFile(path string) ([]byte, error) {
 func fileOK(st os.FileInfo) error {
 	m := st.Mode()
 	if !m.IsRegular() {
-		return fmt.Errorf("is %s, not a regular file: the password must be in a plain file", kind(m))
+		return fmt.Errorf("is %s, not a regular file: the password must be in a plain file", FileKind(m))
 	}
 	if st.Size() > MaxFileBytes {
 		return fmt.Errorf("is %d bytes: a password file holds only the password (at most %d bytes)", st.Size(), MaxFileBytes)
@@ -152,8 +152,9 @@ func fileOK(st os.FileInfo) error {
 	return nil
 }
 
-// kind names a file type that is not a regular file.
-func kind(m os.FileMode) string {
+// FileKind names a file type that is not a regular file, for the messages
+// about files hastack refuses to read (the secret file, the config's files).
+func FileKind(m os.FileMode) string {
 	switch {
 	case m&os.ModeCharDevice != 0:
 		return "a character device"
