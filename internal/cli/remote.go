@@ -115,7 +115,17 @@ func (r *remoteFlags) options() (engine.Options, error) {
 			c.IdentityFiles = []string{l.Identity}
 		}
 	}
-	return engine.Options{SSH: c, Clusters: r.clusters, AllowPartial: r.partial}, nil
+	opts := engine.Options{SSH: c, Clusters: r.clusters, AllowPartial: r.partial}
+	// HASTACK_CONNECTOR=name[:arg] reaches the nodes through a registered
+	// connector instead of SSH (tests: canned facts).
+	if spec := os.Getenv("HASTACK_CONNECTOR"); spec != "" {
+		connect, err := engine.ConnectorFor(spec)
+		if err != nil {
+			return engine.Options{}, fmt.Errorf("HASTACK_CONNECTOR: %w", err)
+		}
+		opts.Connect = connect
+	}
+	return opts, nil
 }
 
 // prepare loads and validates dir, makes every stream redact the cluster
