@@ -46,23 +46,65 @@ func (o *Outcome) Err() error {
 // phase starts. A cancelled ctx (Ctrl-C) lets the change in
 // progress finish (a file write is atomic either way) and stops.
 func Apply(ctx context.Context, p *Plan, hosts map[string]host.Host, report func(Event)) *Outcome {
-	o := &Outcome{Done: map[string][]string{}, Failed: map[string]error{}, Skipped: map[string][]string{}}
-	var mu sync.Mutex
-	work := context.WithoutCancel(ctx)
-	// Nodes work in parallel; their reports reach the caller one at a time.
-	var reportMu sync.Mutex
-	report = func(report func(Event)) func(Event) {
-		return func(e Event) {
-			reportMu.Lock()
-			defer reportMu.Unlock()
-			report(e)
-		}
-	}(report)
+	a := &applier{p: p, hosts: hosts, ctx: ctx, work: context.WithoutCancel(ctx), report: serialized(report),
+		o: &Outcome{Done: map[string][]string{}, Failed: map[string]error{}, Skipped: map[string][]string{}}}
+	if p.system != nil {
+		a.rollout = p.system.Rollout(p, hosts, p.secret)
+	}
+	a.markPending()
+	for phase, ph := range p.Phases {
+		a.runPhase(phase, ph)
+	}
+	a.o.Stopped = ctx.Err() != nil
+	a.listSkipped()
+	return a.o
+}
 
-	// A restart owed is written down on the node before anything it
-	// depends on changes, so a later failure cannot lose it.
+// applier is one Apply: the plan, its connections and what was done.
+type applier struct {
+	p       *Plan
+	hosts   map[string]host.Host
+	rollout Rollout // nil: no hooks
+	ctx     context.Context
+	work    context.Context // ctx without its cancel: a started change finishes
+	report  func(Event)
+
+	mu sync.Mutex
+	o  *Outcome
+}
+
+// serialized makes report safe to call from the nodes' goroutines: the
+// caller gets one event at a time.
+func serialized(report func(Event)) func(Event) {
+	var mu sync.Mutex
+	return func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		report(e)
+	}
+}
+
+func (a *applier) fail(node string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.o.Failed[node] = err
+}
+
+func (a *applier) failed(node string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if node == "" {
+		return len(a.o.Failed) > 0
+	}
+	_, bad := a.o.Failed[node]
+	return bad
+}
+
+// markPending writes down, on each node, the restarts it owes before
+// anything they depend on changes, so a later failure cannot lose them.
+func (a *applier) markPending() {
 	var wg sync.WaitGroup
-	for _, n := range p.Nodes {
+	for _, n := range a.p.Nodes {
 		var units []string
 		for _, c := range n.Changes {
 			if c.Action == modules.Restart && c.Kind == "service" {
@@ -75,98 +117,113 @@ func Apply(ctx context.Context, p *Plan, hosts map[string]host.Host, report func
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := hosts[n.Name].Run(work, modules.MarkPending(units), nil)
+			res, err := a.hosts[n.Name].Run(a.work, modules.MarkPending(units), nil)
 			if err == nil && res.Code != 0 {
 				err = fmt.Errorf("recording pending restarts: exit %d", res.Code)
 			}
 			if err != nil {
-				mu.Lock()
-				o.Failed[n.Name] = err
-				mu.Unlock()
+				a.fail(n.Name, err)
 			}
 		}()
 	}
 	wg.Wait()
+}
 
-	runNode := func(n NodePlan, phase int) {
-		for _, c := range n.Changes {
-			if c.Phase != phase {
-				continue
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			start := time.Now()
-			err := c.Apply(work, hosts[n.Name])
-			report(Event{Node: n.Name, Change: c, Err: err, Duration: time.Since(start)})
-			mu.Lock()
-			if err != nil {
-				o.Failed[n.Name] = fmt.Errorf("%s: %w", c.ID, err)
-				mu.Unlock()
-				return
-			}
-			o.Done[n.Name] = append(o.Done[n.Name], c.ID)
-			mu.Unlock()
-		}
-	}
-	fail := func(node string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		o.Failed[node] = err
-	}
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(o.Failed) > 0
-	}
-	// One node's turn in a phase: its changes, between the phase's steps
-	// before a node (failover) and after it (rejoin, health gate, pause).
-	runTurn := func(n NodePlan, phase int) {
-		if err := p.beforeNode(ctx, hosts, n, phase, report); err != nil {
-			fail(n.Name, err)
+// runPhase runs the phase's batches one after the other, a batch's nodes
+// in parallel, until one fails.
+func (a *applier) runPhase(phase int, ph Phase) {
+	var wg sync.WaitGroup
+	for _, batch := range ph.batchesOf(a.order(ph)) {
+		if a.failed("") || a.ctx.Err() != nil {
 			return
 		}
-		runNode(n, phase)
-		mu.Lock()
-		_, bad := o.Failed[n.Name]
-		mu.Unlock()
-		if bad {
+		for _, n := range batch {
+			if hasPhase(n, phase) {
+				wg.Add(1)
+				go func() { defer wg.Done(); a.runTurn(n, phase, ph) }()
+			}
+		}
+		wg.Wait()
+	}
+}
+
+// runTurn is one node's turn in a phase: its changes, between the driver's
+// steps before a node and after it, then the phase's pause.
+func (a *applier) runTurn(n NodePlan, phase int, ph Phase) {
+	changes := phaseChanges(n, phase)
+	if a.rollout != nil {
+		if err := a.rollout.Before(a.ctx, n.Name, phase, changes, a.report); err != nil {
+			a.fail(n.Name, err)
 			return
 		}
-		if err := p.afterNode(ctx, hosts, n, phase, report); err != nil {
-			fail(n.Name, err)
+	}
+	a.runChanges(n.Name, changes)
+	if a.failed(n.Name) {
+		return
+	}
+	if a.rollout != nil {
+		if err := a.rollout.After(a.ctx, n.Name, phase, changes, a.report); err != nil {
+			a.fail(n.Name, err)
+			return
 		}
 	}
-	for phase, ph := range p.Phases {
-		for _, batch := range ph.batchesOf(serialOrder(p, ph)) {
-			if failed() || ctx.Err() != nil {
-				break
+	a.pause(ph, changes)
+}
+
+// runChanges applies a node's changes of one phase in order, up to the
+// first failure.
+func (a *applier) runChanges(node string, changes []*ResourceChange) {
+	for _, c := range changes {
+		if a.ctx.Err() != nil {
+			return
+		}
+		start := time.Now()
+		err := c.Apply(a.work, a.hosts[node])
+		a.report(Event{Node: node, Change: c, Err: err, Duration: time.Since(start)})
+		a.mu.Lock()
+		if err != nil {
+			a.o.Failed[node] = fmt.Errorf("%s: %w", c.ID, err)
+			a.mu.Unlock()
+			return
+		}
+		a.o.Done[node] = append(a.o.Done[node], c.ID)
+		a.mu.Unlock()
+	}
+}
+
+// pause waits the phase's pause after a node on which one of PauseAfter
+// changed (more than its enablement).
+func (a *applier) pause(ph Phase, changes []*ResourceChange) {
+	if ph.PauseMs <= 0 {
+		return
+	}
+	for _, c := range changes {
+		if contains(ph.PauseAfter, c.ID) && c.Action != modules.Enable {
+			select {
+			case <-time.After(time.Duration(ph.PauseMs) * time.Millisecond):
+			case <-a.ctx.Done():
 			}
-			for _, n := range batch {
-				if hasPhase(n, phase) {
-					wg.Add(1)
-					go func() { defer wg.Done(); runTurn(n, phase) }()
-				}
-			}
-			wg.Wait()
+			return
 		}
 	}
-	o.Stopped = ctx.Err() != nil
-	for _, n := range p.Nodes {
+}
+
+// listSkipped records, per node, the changes that were not done.
+func (a *applier) listSkipped() {
+	for _, n := range a.p.Nodes {
 		done := map[string]bool{}
-		for _, id := range o.Done[n.Name] {
+		for _, id := range a.o.Done[n.Name] {
 			done[id] = true
 		}
 		for _, c := range n.Changes {
 			if !done[c.ID] {
-				o.Skipped[n.Name] = append(o.Skipped[n.Name], c.ID)
+				a.o.Skipped[n.Name] = append(a.o.Skipped[n.Name], c.ID)
 			}
 		}
 	}
-	return o
 }
 
-// unitOf turns "service:asperaredisd" into "asperaredisd".
+// unitOf turns "service:NAME" into "NAME".
 func unitOf(id string) string {
 	for i := len(id) - 1; i >= 0; i-- {
 		if id[i] == ':' {
@@ -176,22 +233,34 @@ func unitOf(id string) string {
 	return id
 }
 
-// serialOrder is the node order of a phase: the plan's order (primary
-// first) or, for a rollout, replicas first and the primary last.
-func serialOrder(p *Plan, ph Phase) []NodePlan {
-	if ph.Order != "replicas-first" {
+// order is the node order of a phase: the plan's, or the driver's for a
+// phase that names an order.
+func (a *applier) order(ph Phase) []NodePlan {
+	return phaseOrder(a.p, ph, a.rollout)
+}
+
+func phaseOrder(p *Plan, ph Phase, r Rollout) []NodePlan {
+	if ph.Order == "" || r == nil {
 		return p.Nodes
 	}
+	byName := map[string]NodePlan{}
+	names := make([]string, len(p.Nodes))
+	for i, n := range p.Nodes {
+		byName[n.Name], names[i] = n, n.Name
+	}
 	var out []NodePlan
-	var primary []NodePlan
-	for _, n := range p.Nodes {
-		if n.Name == p.Primary.Node {
-			primary = append(primary, n)
-		} else {
+	for _, name := range r.Order(ph, names) {
+		if n, ok := byName[name]; ok {
+			out = append(out, n)
+			delete(byName, name)
+		}
+	}
+	for _, n := range p.Nodes { // a node the driver left out still has its turn
+		if _, ok := byName[n.Name]; ok {
 			out = append(out, n)
 		}
 	}
-	return append(out, primary...)
+	return out
 }
 
 func hasPhase(n NodePlan, phase int) bool {
@@ -203,84 +272,13 @@ func hasPhase(n NodePlan, phase int) bool {
 	return false
 }
 
-// beforeNode moves the primary away from n when n's Redis is about to
-// restart (a planned switchover instead of a failure).
-func (p *Plan) beforeNode(ctx context.Context, hosts map[string]host.Host, n NodePlan, phase int, report func(Event)) error {
-	ph := p.Phases[phase]
-	if ph.Failover == "" {
-		return nil
-	}
-	touches := false
+// phaseChanges are n's changes of one phase, in order.
+func phaseChanges(n NodePlan, phase int) []*ResourceChange {
+	var out []*ResourceChange
 	for _, c := range n.Changes {
-		if c.Phase == phase && c.ID == "service:"+ph.Failover && (c.Action == modules.Restart || c.Action == modules.Stop) {
-			touches = true
+		if c.Phase == phase {
+			out = append(out, c)
 		}
 	}
-	if !touches {
-		return nil
-	}
-	switch p.cluster.primaryOf(p.cluster.views(ctx, hosts)) {
-	case "":
-		return fmt.Errorf("%s: no majority of Sentinels names a primary now; not restarting its Redis", n.Name)
-	case n.Name:
-	default:
-		return nil
-	}
-	start := time.Now()
-	// Once started, the switchover runs to its end even on Ctrl-C: stopping
-	// between the write pause and the failover would leave writes paused.
-	to, err := p.cluster.failoverFrom(context.WithoutCancel(ctx), hosts, n.Name)
-	if err == nil {
-		p.cluster.handedOver(n.Name, to)
-	}
-	ev := &ResourceChange{ID: "failover", Kind: "cluster", Phase: phase, Change: &modules.Change{Action: modules.Run,
-		Summary: fmt.Sprintf("SENTINEL FAILOVER: %s hands the primary role over before its Redis restarts", n.Name)}}
-	if err == nil {
-		ev.Summary += " (now " + to + ")"
-	}
-	report(Event{Node: n.Name, Change: ev, Err: err, Duration: time.Since(start)})
-	return err
-}
-
-// afterNode waits for the cluster to be healthy again, then pauses when a
-// Sentinel was started or reset on n.
-func (p *Plan) afterNode(ctx context.Context, hosts map[string]host.Host, n NodePlan, phase int, report func(Event)) error {
-	ph := p.Phases[phase]
-	if to := p.cluster.handedOverTo(n.Name); to != "" {
-		// The old primary restarted from a file with no replicaof: it says
-		// role:master until Sentinel converts it, some 10-20 s later (a
-		// second primary for clients that trust role:master, as HAProxy's
-		// check does). Make it a replica now, as Sentinel would, and
-		// persist that; after the restart its running config is its file,
-		// so CONFIG REWRITE adds only replicaof.
-		start := time.Now()
-		err := p.cluster.rejoin(context.WithoutCancel(ctx), hosts[n.Name], n.Name, to)
-		report(Event{Node: n.Name, Change: &ResourceChange{ID: "rejoin", Kind: "cluster", Phase: phase,
-			Change: &modules.Change{Action: modules.Run, Summary: "REPLICAOF " + to + " and CONFIG REWRITE: the old primary rejoins as a replica"}},
-			Err: err, Duration: time.Since(start)})
-		if err != nil {
-			return err
-		}
-	}
-	if ph.Gate {
-		start := time.Now()
-		err := p.cluster.waitHealthy(ctx, hosts, n.Name)
-		report(Event{Node: n.Name, Change: &ResourceChange{ID: "health-gate", Kind: "cluster", Phase: phase,
-			Change: &modules.Change{Action: modules.Run, Summary: "wait until the cluster is healthy"}}, Err: err, Duration: time.Since(start)})
-		if err != nil {
-			return err
-		}
-	}
-	if ph.PauseMs > 0 {
-		for _, c := range n.Changes {
-			if c.Phase == phase && contains(ph.PauseAfter, c.ID) && c.Action != modules.Enable {
-				select {
-				case <-time.After(time.Duration(ph.PauseMs) * time.Millisecond):
-				case <-ctx.Done():
-				}
-				break
-			}
-		}
-	}
-	return nil
+	return out
 }

@@ -66,8 +66,8 @@ func (b Batch) size(total int) int {
 
 // checkPhases says what is wrong with the phases a stack rendered: a batch
 // size that is not a count or a percentage, serial and batches both set,
-// an unknown order.
-func checkPhases(phases []Phase) error {
+// an order that is not "" or one of orders (the driver's).
+func checkPhases(phases []Phase, orders []string) error {
 	for i, ph := range phases {
 		where := fmt.Sprintf("phase %d (%s)", i+1, ph.Name)
 		if ph.Serial && len(ph.Batches) > 0 {
@@ -78,10 +78,15 @@ func checkPhases(phases []Phase) error {
 				return fmt.Errorf("%s: batch size %s: want a number of nodes of at least 1 (2) or a percentage of the phase's nodes from 1%% to 100%% (\"25%%\")", where, b)
 			}
 		}
-		switch ph.Order {
-		case "", "primary-first", "replicas-first":
-		default:
-			return fmt.Errorf("%s: order %q: want \"primary-first\" or \"replicas-first\"", where, ph.Order)
+		if ph.Order != "" && !contains(orders, ph.Order) {
+			if len(orders) == 0 {
+				return fmt.Errorf("%s: order %q: this stack's driver knows no orders (leave order out)", where, ph.Order)
+			}
+			want := make([]string, len(orders))
+			for i, o := range orders {
+				want[i] = strconv.Quote(o)
+			}
+			return fmt.Errorf("%s: order %q: want %s", where, ph.Order, strings.Join(want, " or "))
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
 )
 
@@ -43,10 +44,46 @@ func phaseOf(t *testing.T, js string) Phase {
 	if err := json.Unmarshal([]byte(js), &ph); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkPhases([]Phase{ph}); err != nil {
+	if err := checkPhases([]Phase{ph}, testOrders); err != nil {
 		t.Fatal(err)
 	}
 	return ph
+}
+
+// testOrders are the orders of lastSystem's phases.
+var testOrders = []string{"replicas-first"}
+
+// lastSystem is a driver's system whose "replicas-first" order puts the
+// node last last, as the HSTS driver does with the primary.
+type lastSystem struct {
+	plain
+	last string
+}
+
+func (s lastSystem) Orders() []string { return testOrders }
+func (s lastSystem) Rollout(*Plan, map[string]host.Host, secret.Secret) Rollout {
+	return lastRollout{s.last}
+}
+
+type lastRollout struct{ last string }
+
+func (r lastRollout) Order(ph Phase, nodes []string) []string {
+	if ph.Order != "replicas-first" {
+		return nodes
+	}
+	var out []string
+	for _, n := range nodes {
+		if n != r.last {
+			out = append(out, n)
+		}
+	}
+	return append(out, r.last)
+}
+func (lastRollout) Before(context.Context, string, int, []*ResourceChange, func(Event)) error {
+	return nil
+}
+func (lastRollout) After(context.Context, string, int, []*ResourceChange, func(Event)) error {
+	return nil
 }
 
 // The batches follow Ansible's serial list: sizes in turn, the last one
@@ -79,9 +116,9 @@ func TestBatchesOf(t *testing.T) {
 
 // A replicas-first phase in batches puts the primary in the last batch.
 func TestBatchesReplicasFirst(t *testing.T) {
-	p := &Plan{Primary: Primary{Node: "n1"}, Nodes: nodePlans(5)}
+	p := &Plan{Nodes: nodePlans(5)}
 	ph := phaseOf(t, `{"name": "p", "batches": [2], "order": "replicas-first"}`)
-	if got, want := names(ph.batchesOf(serialOrder(p, ph))), "n2 n3 | n4 n5 | n1"; got != want {
+	if got, want := names(ph.batchesOf(phaseOrder(p, ph, lastRollout{"n1"}))), "n2 n3 | n4 n5 | n1"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
@@ -116,7 +153,7 @@ func TestCheckPhasesErrors(t *testing.T) {
 		if err := json.Unmarshal([]byte(tc.phase), &ph); err != nil {
 			t.Fatalf("%s: %v", tc.phase, err)
 		}
-		err := checkPhases([]Phase{ph})
+		err := checkPhases([]Phase{ph}, testOrders)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error with %q", tc.phase, err, tc.want)
 		}
@@ -127,7 +164,7 @@ func TestCheckPhasesErrors(t *testing.T) {
 func TestDecodeRenderedChecksBatches(t *testing.T) {
 	cl := &config.Cluster{Name: "c1"}
 	out := &rendered{Phases: json.RawMessage(`[{"name": "a"}, {"name": "start", "batches": [1, "all"]}]`), Nodes: json.RawMessage(`[]`)}
-	_, err := decodeRendered(cl, "n1", out)
+	_, err := decodeRendered(cl, plain{cl}, nil, out)
 	if err == nil || !strings.Contains(err.Error(), `cluster c1: phase 2 (start): batch size "all"`) {
 		t.Errorf("got %v", err)
 	}
@@ -196,7 +233,7 @@ func (r recorder) Run(_ context.Context, cmd string, _ io.Reader) (host.Result, 
 // unit per phase, named after its phase.
 func startPlan(t *testing.T, n int, phases ...string) *Plan {
 	t.Helper()
-	p := &Plan{Primary: Primary{Node: "n1"}}
+	p := &Plan{system: lastSystem{last: "n1"}}
 	for _, js := range phases {
 		p.Phases = append(p.Phases, phaseOf(t, js))
 	}

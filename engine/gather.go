@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,60 +13,44 @@ import (
 	"hastack.dev/hastack/modules"
 )
 
-// Facts is what one node told us: the shared facts, each resource's own
-// probe output, and the node's view of the Redis topology.
+// Facts is what one node told us: the shared facts (with what the driver
+// asked for) and each resource's own probe output.
 type Facts struct {
 	Node      string
 	Shared    *modules.NodeFacts
 	Resources map[string][]byte // resource ID → its own probe's output
-	Topology  Topology
+
+	// probes are what was read for each resource (its Probe, as JSON): a
+	// later render whose resource reads anything else is gathered again.
+	probes map[string]string
 }
 
-// Topology is one node's answer about Redis roles.
-type Topology struct {
-	SentinelState   string // "up", "down", "auth-failed" or "error"
-	RedisState      string // the same for Redis
-	SentinelUp      bool   // the node's Sentinel answered
-	SentinelPrimary string // "ip port" it names as primary, "" when none
-	RedisUp         bool
-	RedisRole       string // "master" or "slave"
-	RedisPrimary    string // for a replica: "ip port" it replicates from
-	RedisLinkUp     bool   // for a replica: master_link_status:up
-}
-
-type topoParams struct {
-	RedisPort, SentinelPort int
-	PrimarySet              string
-}
-
-// topoOf is what a node's topology facts are read with.
-func topoOf(r *Rendered) topoParams {
-	return topoParams{r.Cluster.RedisPort, r.Cluster.SentinelPort, r.Cluster.PrimarySet}
-}
-
-// gatherNode runs n's fact script, one exec, and reads its Redis and
-// Sentinel beside it.
-func gatherNode(ctx context.Context, n NodeSpec, tp topoParams, h host.Host, sec secret.Secret) (*Facts, error) {
-	// The topology is read with the rest: the node's own Sentinel and Redis,
-	// over TCP from the node while the script runs when the connector can,
-	// else by redis-cli in the script.
-	sentinel := &modules.SentinelAt{Addr: fmt.Sprintf("%s %d", n.IP, tp.SentinelPort), Set: tp.PrimarySet}
-	redis := fmt.Sprintf("%s %d", n.IP, tp.RedisPort)
+// gatherNode runs n's fact script, one exec, and reads the driver's extra
+// needs beside it.
+func gatherNode(ctx context.Context, n NodeSpec, needs modules.Needs, h host.Host, sec secret.Secret) (*Facts, error) {
+	// Services the driver asks about are read over TCP from the node while
+	// the script runs when the connector can, else by the script.
 	d, direct := h.(host.Dialer)
-	if direct {
-		f, err := gatherWith(ctx, n, h, sec, modules.Needs{Sentinel: sentinel, Redis: redis, Direct: true}, func(nf *modules.NodeFacts) error {
-			return nf.ReadRedis(ctx, d, sentinel, redis, sec)
+	if direct && (needs.Sentinel != nil || needs.Redis != "") {
+		dn := needs
+		dn.Direct = true
+		f, err := gatherWith(ctx, n, h, sec, dn, func(nf *modules.NodeFacts) error {
+			return nf.ReadRedis(ctx, d, needs.Sentinel, needs.Redis, sec)
 		})
 		if !errors.Is(err, modules.ErrNoForwarding) {
 			return f, err
 		}
 	}
-	return gatherWith(ctx, n, h, sec, modules.Needs{Sentinel: sentinel, Redis: redis}, nil)
+	return gatherWith(ctx, n, h, sec, needs, nil)
 }
 
 // gatherWith runs n's fact script, asking also for extra, and alongside it
 // read (when not nil), which completes the shared facts.
 func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret, extra modules.Needs, read func(*modules.NodeFacts) error) (*Facts, error) {
+	probes, err := probesOf(n.Resources)
+	if err != nil {
+		return nil, err
+	}
 	script, boundary, err := modules.FactScript(n.Resources, extra)
 	if err != nil {
 		return nil, err
@@ -101,19 +86,39 @@ func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret,
 	if read != nil {
 		nf.Sentinel, nf.Redis = side.Sentinel, side.Redis
 	}
-	return &Facts{Node: n.Name, Shared: nf, Resources: own, Topology: topologyOf(nf)}, nil
+	return &Facts{Node: n.Name, Shared: nf, Resources: own, probes: probes}, nil
 }
 
-// topologyOf turns the node's answers into its Topology.
-func topologyOf(nf *modules.NodeFacts) Topology {
-	t := Topology{SentinelState: nf.Sentinel.State, RedisState: nf.Redis.State}
-	t.SentinelUp = nf.Sentinel.State == "up"
-	t.SentinelPrimary = nf.Sentinel.Primary
-	if nf.Redis.State == "up" {
-		t.RedisUp, t.RedisRole, t.RedisLinkUp = true, nf.Redis.Role, nf.Redis.LinkUp
-		if nf.Redis.PrimaryHost != "" {
-			t.RedisPrimary = nf.Redis.PrimaryHost + " " + nf.Redis.PrimaryPort
+// probesOf is what each resource reads, by ID.
+func probesOf(rs []modules.Resource) (map[string]string, error) {
+	out := make(map[string]string, len(rs))
+	for i := range rs {
+		m, err := modules.Lookup(rs[i].Kind)
+		if err != nil {
+			return nil, err
+		}
+		p, err := m.Probe(&rs[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rs[i].ID, err)
+		}
+		b, _ := json.Marshal(p)
+		out[rs[i].ID] = string(b)
+	}
+	return out, nil
+}
+
+// covers says whether f was read for everything n's resources read: a
+// render for the live state may add a resource, or probe one otherwise,
+// and a diff against a fact never read would be a lie.
+func (f *Facts) covers(n NodeSpec) (bool, error) {
+	want, err := probesOf(n.Resources)
+	if err != nil {
+		return false, err
+	}
+	for id, p := range want {
+		if got, ok := f.probes[id]; !ok || got != p {
+			return false, nil
 		}
 	}
-	return t
+	return true, nil
 }

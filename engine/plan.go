@@ -1,12 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"golang.org/x/crypto/scrypt"
 
@@ -17,17 +17,91 @@ import (
 // FormatVersion is the version of the JSON plan (docs/plan.md).
 const FormatVersion = "1"
 
-// Plan is one cluster's changes. It holds no secret: a file's diff shows
+// Plan is one system's changes. It holds no secret: a file's diff shows
 // secret.Shown where the password stands, and fingerprints are keyed with
 // a key derived from the password and the plan's salt (FingerprintKey).
 type Plan struct {
-	Cluster string     `json:"cluster"`
-	Design  string     `json:"design"`
-	Primary Primary    `json:"primary"`
-	Phases  []Phase    `json:"phases"`
-	Nodes   []NodePlan `json:"nodes"`
+	Cluster string `json:"cluster"`
+	// Live is the driver's observation the plan was made for; its fields
+	// are inlined in the JSON between cluster and phases.
+	Live   json.RawMessage `json:"-"`
+	Phases []Phase         `json:"phases"`
+	Nodes  []NodePlan      `json:"nodes"`
 
-	cluster cluster // for apply's health gates
+	// Summary and Notes are the header of the text plan.
+	Summary string   `json:"-"`
+	Notes   []string `json:"-"`
+
+	system System        // for apply's rollout hooks
+	secret secret.Secret // likewise
+}
+
+// planJSON is Plan without its methods, for MarshalJSON.
+type planJSON Plan
+
+// MarshalJSON writes Live's fields inline: {"cluster", <Live>, "phases", "nodes"}.
+func (p *Plan) MarshalJSON() ([]byte, error) {
+	cl, err := json.Marshal(p.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	rest, err := json.Marshal(struct {
+		Phases []Phase    `json:"phases"`
+		Nodes  []NodePlan `json:"nodes"`
+	}{p.Phases, p.Nodes})
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"cluster":`)
+	b.Write(cl)
+	if live := bytes.TrimSpace(p.Live); len(live) > 2 && live[0] == '{' {
+		b.WriteByte(',')
+		b.Write(live[1 : len(live)-1])
+	}
+	b.WriteByte(',')
+	b.Write(rest[1:])
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote: every field that is not the
+// plan's own is the driver's Live, kept in its order.
+func (p *Plan) UnmarshalJSON(data []byte) error {
+	var pj planJSON
+	if err := json.Unmarshal(data, &pj); err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	if _, err := d.Token(); err != nil { // {
+		return err
+	}
+	var live bytes.Buffer
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return err
+		}
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return err
+		}
+		switch k, _ := t.(string); k {
+		case "cluster", "phases", "nodes":
+		default:
+			if live.Len() > 0 {
+				live.WriteByte(',')
+			}
+			kb, _ := json.Marshal(k)
+			live.Write(kb)
+			live.WriteByte(':')
+			live.Write(v)
+		}
+	}
+	*p = Plan(pj)
+	if live.Len() > 0 {
+		p.Live = json.RawMessage("{" + live.String() + "}")
+	}
+	return nil
 }
 
 // NodePlan is one node's changes, in apply order.
@@ -35,7 +109,7 @@ type NodePlan struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	// Fingerprint covers what was rendered for the node, the changes
-	// planned for it and its Redis role: a saved plan is refused once
+	// planned for it and its state as the driver sees it: a saved plan is refused once
 	// applying it would do something else than it shows.
 	Fingerprint string            `json:"fingerprint"`
 	Changes     []*ResourceChange `json:"changes"`
@@ -81,21 +155,12 @@ func (c *Counts) Add(p *Plan) {
 // Empty reports whether nothing changes.
 func (c Counts) Empty() bool { return c.Create+c.Update+c.Delete+c.Run+c.Services == 0 }
 
-// Diff compares the rendered state with the facts of every node.
-// fpKey keys the nodes' fingerprints (see FingerprintKey); nil leaves them
-// out.
-func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret, fpKey []byte) (*Plan, error) {
-	plan := &Plan{Cluster: r.Cluster.Name, Design: r.Cluster.Design, Primary: p, Phases: r.Phases}
-	plan.cluster = cluster{
-		tp:     topoParams{r.Cluster.RedisPort, r.Cluster.SentinelPort, r.Cluster.PrimarySet},
-		ips:    map[string]string{},
-		secret: sec,
-		gate:   time.Duration(r.Cluster.GateTimeoutS) * time.Second,
-	}
-	// Every node of the cluster, reached or not: a majority is of them all.
-	for _, n := range r.Cluster.Nodes {
-		plan.cluster.ips[n.Name] = n.IP
-	}
+// Diff compares the rendered state with the facts of every node, for the
+// live state obs. fpKey keys the nodes' fingerprints (see FingerprintKey);
+// nil leaves them out.
+func Diff(r *Rendered, sys System, obs Observation, facts map[string]*Facts, sec secret.Secret, fpKey []byte) (*Plan, error) {
+	plan := &Plan{Cluster: r.Cluster.Name, Live: obs.Live, Phases: r.Phases, Summary: obs.Summary, Notes: obs.Notes,
+		system: sys, secret: sec}
 	for _, n := range r.Nodes {
 		f := facts[n.Name]
 		if f == nil {
@@ -148,7 +213,7 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret, fp
 			}
 		}
 		if fpKey != nil {
-			np.Fingerprint = fingerprint(n, f, np.Changes, fpKey)
+			np.Fingerprint = fingerprint(n, obs.NodeState[n.Name], np.Changes, fpKey)
 		}
 		plan.Nodes = append(plan.Nodes, np)
 	}
@@ -156,15 +221,14 @@ func Diff(r *Rendered, p Primary, facts map[string]*Facts, sec secret.Secret, fp
 }
 
 // fingerprint covers what was rendered for the node, what apply will do
-// there (the changes, as shown) and the node's Redis role. It does not
-// cover the raw facts: Redis and Sentinel rewrite lines hastack leaves alone
-// (epochs, known-sentinel, ...) and Sentinels discover each other for
-// seconds after a start, so a plan saved right after an apply was refused
-// as stale although applying it would do exactly what it showed.
-func fingerprint(n NodeSpec, f *Facts, changes []*ResourceChange, key []byte) string {
+// there (the changes, as shown) and the node's state as the driver sees it
+// (HSTS: its Redis role). It does not cover the raw facts: services rewrite
+// lines hastack leaves alone and peers discover each other for seconds
+// after a start, so a plan saved right after an apply was refused as stale
+// although applying it would do exactly what it showed.
+func fingerprint(n NodeSpec, state string, changes []*ResourceChange, key []byte) string {
 	m := hmac.New(sha256.New, key)
-	role := [2]string{f.Topology.RedisRole, f.Topology.RedisPrimary}
-	for _, v := range []any{n, changes, role} {
+	for _, v := range []any{n, changes, state} {
 		b, _ := json.Marshal(v)
 		m.Write(b)
 		m.Write([]byte{0})

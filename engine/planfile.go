@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -130,14 +131,26 @@ func (pf *PlanFile) Stale(fresh []*Plan) string {
 		if p.Cluster != old.Cluster || len(p.Nodes) != len(old.Nodes) {
 			return fmt.Sprintf("cluster %s changed", p.Cluster)
 		}
-		if p.Primary.Node != old.Primary.Node {
-			return fmt.Sprintf("cluster %s: the primary moved from %s to %s", p.Cluster, old.Primary.Node, p.Primary.Node)
+		if why := staleLive(p, old.Live); why != "" {
+			return fmt.Sprintf("cluster %s: %s", p.Cluster, why)
 		}
 		for j, n := range p.Nodes {
 			if n.Name != old.Nodes[j].Name || n.Fingerprint != old.Nodes[j].Fingerprint {
 				return fmt.Sprintf("node %s changed since the plan was made (or the config or password did)", n.Name)
 			}
 		}
+	}
+	return ""
+}
+
+// staleLive says how the live state a saved plan was made for differs
+// from fresh's, or "" when it does not: the driver's say when it has one.
+func staleLive(fresh *Plan, saved json.RawMessage) string {
+	if sl, ok := fresh.system.(StaleLive); ok {
+		return sl.Stale(saved, fresh.Live)
+	}
+	if !bytes.Equal(bytes.TrimSpace(saved), bytes.TrimSpace(fresh.Live)) {
+		return fmt.Sprintf("the live state changed: %s -> %s", saved, fresh.Live)
 	}
 	return ""
 }

@@ -29,8 +29,8 @@ import (
 
 // RenderCache keeps the stack's output on disk, keyed by everything the
 // evaluation reads: the embedded schema and stack sources, the CUE
-// evaluator's version, the cluster as the user's files define it, the live
-// primary, the nodes whose Redis runs, and the live and rotating flags.
+// evaluator's version, the system as the user's files define it, and the
+// inputs its driver renders it for.
 // Evaluating the stack is most of a plan's CPU (about 60 ms for 31 nodes);
 // a scheduled drift check plans the same cluster again and again. What is
 // kept is the stack's JSON, decoded and checked by the same code as a fresh
@@ -80,29 +80,29 @@ func DefaultRenderCache() (*RenderCache, error) {
 
 // Render is Render, from the cache when it holds these inputs. hit says
 // which.
-func (c *RenderCache) Render(ctx *cue.Context, cl *config.Cluster, primary string, redisUp map[string]bool, live bool) (r *Rendered, hit bool, err error) {
+func (c *RenderCache) Render(ctx *cue.Context, cl *config.Cluster, sys System, inputs map[string]any) (r *Rendered, hit bool, err error) {
 	if c == nil {
-		r, err = Render(ctx, cl, primary, redisUp, live)
+		r, err = Render(ctx, cl, sys, inputs)
 		return r, false, err
 	}
 	// Any failure here only costs the time of a fresh render.
-	name, kerr := renderKey(cl, primary, redisUp, live)
+	name, kerr := renderKey(cl, inputs)
 	var mac []byte
 	if kerr == nil {
 		mac, kerr = c.macKey()
 	}
 	if kerr == nil {
 		if out := c.get(mac, name); out != nil {
-			if r, err := decodeRendered(cl, primary, out); err == nil {
+			if r, err := decodeRendered(cl, sys, inputs, out); err == nil {
 				return r, true, nil
 			}
 		}
 	}
-	out, err := renderJSON(ctx, cl, primary, redisUp, live)
+	out, err := renderJSON(ctx, cl, sys, inputs)
 	if err != nil {
 		return nil, false, err
 	}
-	if r, err = decodeRendered(cl, primary, out); err != nil {
+	if r, err = decodeRendered(cl, sys, inputs, out); err != nil {
 		return nil, false, err
 	}
 	if kerr == nil {
@@ -354,7 +354,7 @@ func checkOwner(path string, info fs.FileInfo) error {
 }
 
 // renderKey hashes a render's inputs.
-func renderKey(cl *config.Cluster, primary string, redisUp map[string]bool, live bool) (string, error) {
+func renderKey(cl *config.Cluster, inputs map[string]any) (string, error) {
 	src, err := sourcesHash()
 	if err != nil {
 		return "", err
@@ -363,15 +363,12 @@ func renderKey(cl *config.Cluster, primary string, redisUp map[string]bool, live
 	if err != nil {
 		return "", err
 	}
-	up := make([]string, 0, len(redisUp))
-	for n, ok := range redisUp {
-		if ok {
-			up = append(up, n)
-		}
+	in, err := json.Marshal(inputs) // map keys sorted: one key per inputs
+	if err != nil {
+		return "", err
 	}
-	sort.Strings(up)
 	h := sha256.New()
-	fmt.Fprintf(h, "hastack render v1\x00%s\x00%s\x00%s\x00%q\x00%t\x00%t\x00", src, clJSON, primary, up, live, cl.PreviousSecret != nil)
+	fmt.Fprintf(h, "hastack render v2\x00%s\x00%s\x00%s\x00%s\x00%s\x00", src, cl.Field, cl.Driver, clJSON, in)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 

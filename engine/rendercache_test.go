@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"hastack.dev/hastack/internal/secret"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -13,47 +15,44 @@ import (
 // A cached render is the fresh one; any input that differs misses; a
 // damaged entry is rendered again; only the newest entries are kept.
 func TestRenderCache(t *testing.T) {
-	cfg := loadExample(t, "../examples/three-node")
-	cl := cfg.Clusters[0]
+	cfg, cl := echoCluster(t, 3)
+	sys := echoSystem{plain{cl}, "/tmp/x"}
 	c := &RenderCache{Dir: filepath.Join(t.TempDir(), "render"), Keep: 2}
-	up := map[string]bool{cl.Nodes[0].Name: true, cl.Nodes[1].Name: true}
-	fresh, err := Render(cfg.Context, cl, cl.Primary, up, true)
+	in := map[string]any{"text": "one", "extra": []string{"b"}}
+	fresh, err := Render(cfg.Context, cl, sys, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	render := func(primary string, up map[string]bool, live bool) (*Rendered, bool) {
+	render := func(in map[string]any) (*Rendered, bool) {
 		t.Helper()
-		r, hit, err := c.Render(cfg.Context, cl, primary, up, live)
+		r, hit, err := c.Render(cfg.Context, cl, sys, in)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r, hit
 	}
-	if _, hit := render(cl.Primary, up, true); hit {
+	if _, hit := render(in); hit {
 		t.Fatal("an empty cache hit")
 	}
-	r, hit := render(cl.Primary, up, true)
+	r, hit := render(in)
 	if !hit {
 		t.Fatal("the same inputs missed")
 	}
 	if d := cmp.Diff(fresh, r, cmpopts.IgnoreFields(Rendered{}, "Cluster")); d != "" {
 		t.Errorf("the cached render differs from a fresh one (-fresh +cached):\n%s", d)
 	}
-	one := map[string]bool{cl.Nodes[0].Name: true}
-	for _, in := range []struct {
-		name    string
-		primary string
-		up      map[string]bool
-		live    bool
-		hit     bool
+	one := map[string]any{"text": "one"}
+	for _, tc := range []struct {
+		name string
+		in   map[string]any
+		hit  bool
 	}{
-		{"another primary", cl.Nodes[2].Name, up, true, false},
-		{"another Redis up", cl.Primary, one, true, false},
-		{"a Redis marked false is a Redis down", cl.Primary, map[string]bool{cl.Nodes[0].Name: true, cl.Nodes[2].Name: false}, true, true},
-		{"not live", cl.Primary, up, false, false},
+		{"another text", map[string]any{"text": "two", "extra": []string{"b"}}, false},
+		{"no extra", one, false},
+		{"the same inputs in another map", map[string]any{"extra": []string{"b"}, "text": "one"}, true},
 	} {
-		if _, hit := render(in.primary, in.up, in.live); hit != in.hit {
-			t.Errorf("%s: hit %t, want %t", in.name, hit, in.hit)
+		if _, hit := render(tc.in); hit != tc.hit {
+			t.Errorf("%s: hit %t, want %t", tc.name, hit, tc.hit)
 		}
 	}
 	ents, _ := filepath.Glob(filepath.Join(c.Dir, "*.json"))
@@ -75,11 +74,11 @@ func TestRenderCache(t *testing.T) {
 			t.Errorf("%s: mode %v, want 0600", p, info.Mode().Perm())
 		}
 	}
-	r, hit = render(cl.Primary, one, true)
+	r, hit = render(one)
 	if hit || r == nil {
 		t.Error("a damaged entry was used")
 	}
-	if _, hit := render(cl.Primary, one, true); !hit {
+	if _, hit := render(one); !hit {
 		t.Error("the entry rendered again after damage was not cached")
 	}
 	// The password never reaches the cache: it is a placeholder there.
@@ -89,7 +88,7 @@ func TestRenderCache(t *testing.T) {
 		if strings.HasPrefix(string(b), `{"phases": [`) && len(b) < 20 {
 			continue // damaged above
 		}
-		if !strings.Contains(string(b), "@@hastack:redis-password@@") {
+		if !strings.Contains(string(b), secret.Placeholder) {
 			t.Errorf("%s holds no password placeholder: is the password filled in before caching?", p)
 		}
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -29,8 +28,10 @@ type cacheFixture struct {
 	fresh *Rendered
 }
 
-// threeNode is the three-node example and its fresh render, loaded once:
-// loading is most of a fixture's time.
+// echoInputs are what the fixture renders for.
+var echoInputs = map[string]any{"text": "cached"}
+
+// threeNode is a three-node echo system and its fresh render, made once.
 var threeNode struct {
 	once  sync.Once
 	cfg   *config.Config
@@ -41,16 +42,9 @@ var threeNode struct {
 func newCacheFixture(t *testing.T) *cacheFixture {
 	t.Helper()
 	threeNode.once.Do(func() {
-		cfg, probs, err := config.Load("../examples/three-node")
-		if err == nil && len(probs) > 0 {
-			err = fmt.Errorf("%v", probs)
-		}
-		if err == nil {
-			cl := cfg.Clusters[0]
-			threeNode.cfg = cfg
-			threeNode.fresh, err = Render(cfg.Context, cl, cl.Primary, nil, true)
-		}
-		threeNode.err = err
+		cfg, cl := echoCluster(t, 3)
+		threeNode.cfg = cfg
+		threeNode.fresh, threeNode.err = Render(cfg.Context, cl, echoSystem{plain{cl}, "/tmp/x"}, echoInputs)
 	})
 	if threeNode.err != nil {
 		t.Fatal(threeNode.err)
@@ -70,7 +64,7 @@ func newCacheFixture(t *testing.T) *cacheFixture {
 func (f *cacheFixture) render() (*Rendered, bool) {
 	f.t.Helper()
 	cl := f.cfg.Clusters[0]
-	r, hit, err := f.c.Render(f.cfg.Context, cl, cl.Primary, nil, true)
+	r, hit, err := f.c.Render(f.cfg.Context, cl, echoSystem{plain{cl}, "/tmp/x"}, echoInputs)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -139,7 +133,7 @@ func TestRenderCacheSwappedEntry(t *testing.T) {
 	f := newCacheFixture(t)
 	p := f.entry()
 	cl := f.cfg.Clusters[0]
-	if _, _, err := f.c.Render(f.cfg.Context, cl, cl.Primary, nil, false); err != nil {
+	if _, _, err := f.c.Render(f.cfg.Context, cl, echoSystem{plain{cl}, "/tmp/x"}, map[string]any{"text": "other"}); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := filepath.Glob(filepath.Join(f.c.Dir, "*.json"))

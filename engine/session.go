@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -92,8 +94,8 @@ func (e NodeErrors) Error() string {
 }
 
 // Prepare connects to every node (one connection each, all in parallel),
-// gathers facts, finds the live primary and diffs. On error the session is
-// closed.
+// gathers facts, observes each system's live state and diffs. On error the
+// session is closed.
 func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session, err error) {
 	s := &Session{Salt: opts.PlanSalt}
 	if s.Salt == nil {
@@ -114,106 +116,15 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		if len(opts.Clusters) > 0 && !contains(opts.Clusters, cl.Name) {
 			continue
 		}
-		sec, err := ResolveSecret(cl)
+		p := &preparer{s: s, cfg: cfg, cl: cl, opts: opts}
+		plan, errs, err := p.run(ctx, lockDeadline)
 		if err != nil {
 			return nil, err
 		}
-		var lockNode func(ctx context.Context, name string, h host.Host, connErr error) error
-		if opts.Lock != nil {
-			lk, err := lockLocal(ctx, cl, opts.Lock, lockDeadline)
-			if err != nil {
-				return nil, err
-			}
-			s.locks = append(s.locks, lk)
-			lockNode = lk.node
+		nodeErrs = append(nodeErrs, errs...)
+		if plan != nil {
+			s.Plans = append(s.Plans, plan)
 		}
-		// scrypt takes tens of milliseconds of CPU: do it while the nodes
-		// are being reached and read.
-		fpKey := make(chan []byte, 1)
-		if opts.NoFingerprints {
-			fpKey <- nil
-		} else {
-			go func() { fpKey <- FingerprintKey(sec, s.Salt) }()
-		}
-		// Render for the common case, a running cluster whose primary is
-		// the configured one; render again only when the facts say
-		// otherwise. Every render reads the same facts.
-		guess := map[string]bool{}
-		for _, n := range cl.Nodes {
-			guess[n.Name] = true
-		}
-		// Connecting waits on the nodes, rendering works here: overlap
-		// them, and let each node gather as soon as it is connected and
-		// the render is done (on a loaded machine handshakes end far apart).
-		rendered := make(chan struct{})
-		var r *Rendered
-		var rerr error
-		go func() {
-			t0 := time.Now()
-			var hit bool
-			r, hit, rerr = opts.RenderCache.Render(cfg.Context, cl, cl.Primary, guess, true)
-			opts.trace(cached("render", hit), t0)
-			close(rendered)
-		}()
-		t0 := time.Now()
-		hosts, errs, facts, gerrs := connectAndGather(ctx, nodeSpecs(cl), opts, lockNode, func(ctx context.Context, name string, h host.Host) (*Facts, error) {
-			<-rendered
-			if rerr != nil {
-				return nil, nil
-			}
-			return gatherNode(ctx, r.node(name), topoOf(r), h, sec)
-		})
-		opts.trace("connect and gather", t0)
-		s.hosts = append(s.hosts, hosts)
-		if len(s.locks) > 0 {
-			if err := s.locks[len(s.locks)-1].failure(); err != nil {
-				return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
-			}
-		}
-		if rerr != nil {
-			return nil, rerr
-		}
-		for name, e := range errs {
-			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
-		}
-		if len(errs) > 0 && (!opts.AllowPartial || len(hosts) == 0) {
-			continue
-		}
-		for name, e := range gerrs {
-			nodeErrs = append(nodeErrs, NodeError{cl.Name, name, e})
-		}
-		if len(gerrs) > 0 && (!opts.AllowPartial || len(facts) == 0) {
-			continue
-		}
-		p, err := LivePrimary(cl, facts)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
-		}
-		up := map[string]bool{}
-		for name, f := range facts {
-			if f.Topology.RedisUp {
-				up[name] = true
-			}
-		}
-		live := p.Source == "sentinels"
-		if p.Node != r.Primary || len(up) != len(guess) || !live {
-			t0 = time.Now()
-			var hit bool
-			if r, hit, err = opts.RenderCache.Render(cfg.Context, cl, p.Node, up, live); err != nil {
-				return nil, err
-			}
-			opts.trace(cached("render again", hit), t0)
-		}
-		t0 = time.Now()
-		if len(facts) < len(r.Nodes) {
-			r = r.only(facts) // AllowPartial: plan for the nodes that answered
-		}
-		plan, err := Diff(r, p, facts, sec, <-fpKey)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
-		}
-		opts.trace("diff", t0)
-		s.Plans = append(s.Plans, plan)
 	}
 	sortNodeErrors(nodeErrs)
 	if len(nodeErrs) > 0 && opts.AllowPartial && len(s.Plans) > 0 {
@@ -224,6 +135,208 @@ func Prepare(ctx context.Context, cfg *config.Config, opts Options) (_ *Session,
 		return nil, nodeErrs
 	}
 	return s, nil
+}
+
+// preparer plans one system of a Prepare.
+type preparer struct {
+	s    *Session
+	cfg  *config.Config
+	cl   *config.Cluster
+	opts Options
+	sys  System
+	sec  secret.Secret
+
+	unreached NodeErrors // nodes not reached or read (AllowPartial lets them be)
+}
+
+// run plans p's system: lock, render for the driver's guess while
+// connecting, gather each node as soon as both are done, observe, render
+// again when the live state asks for it (gathering what that render reads
+// and the first did not), diff. A nil plan with no error means nodes could
+// not be reached or read (errs).
+func (p *preparer) run(ctx context.Context, lockDeadline time.Time) (*Plan, NodeErrors, error) {
+	var err error
+	if p.sys, err = Open(p.cl); err != nil {
+		return nil, nil, err
+	}
+	if p.sec, err = ResolveSecret(p.cl); err != nil {
+		return nil, nil, err
+	}
+	lockNode, err := p.lock(ctx, lockDeadline)
+	if err != nil {
+		return nil, nil, err
+	}
+	fpKey := p.fingerprintKey()
+	r, hosts, facts, errs, err := p.gatherFirst(ctx, lockNode)
+	if err != nil || errs != nil {
+		return nil, errs, err
+	}
+	obs, err := p.sys.Observe(facts)
+	if err != nil {
+		return nil, errs, fmt.Errorf("%s %s: %w", kindOf(p.cl), p.cl.Name, err)
+	}
+	if r, err = p.renderFor(r, obs); err != nil {
+		return nil, errs, err
+	}
+	if err := p.regather(ctx, r, hosts, facts); err != nil {
+		return nil, errs, err
+	}
+	t0 := time.Now()
+	if len(facts) < len(r.Nodes) {
+		r = r.only(facts) // AllowPartial: plan for the nodes that answered
+	}
+	plan, err := Diff(r, p.sys, obs, facts, p.sec, <-fpKey)
+	if err != nil {
+		return nil, errs, fmt.Errorf("%s %s: %w", kindOf(p.cl), p.cl.Name, err)
+	}
+	p.opts.trace("diff", t0)
+	return plan, p.unreached, nil
+}
+
+// lock takes this machine's lock of the system, when asked, and returns
+// how each node is locked (nil: not at all).
+func (p *preparer) lock(ctx context.Context, deadline time.Time) (func(ctx context.Context, name string, h host.Host, connErr error) error, error) {
+	if p.opts.Lock == nil {
+		return nil, nil
+	}
+	lk, err := lockLocal(ctx, p.cl, p.opts.Lock, deadline)
+	if err != nil {
+		return nil, err
+	}
+	p.s.locks = append(p.s.locks, lk)
+	return lk.node, nil
+}
+
+// fingerprintKey derives the key in the background: scrypt takes tens of
+// milliseconds of CPU, spent while the nodes are being reached and read.
+func (p *preparer) fingerprintKey() chan []byte {
+	fpKey := make(chan []byte, 1)
+	if p.opts.NoFingerprints {
+		fpKey <- nil
+	} else {
+		go func() { fpKey <- FingerprintKey(p.sec, p.s.Salt) }()
+	}
+	return fpKey
+}
+
+// gatherFirst renders for the driver's guess while it connects (connecting
+// waits on the nodes, rendering works here), and gathers each node as soon
+// as it is connected and the render is done: on a loaded machine
+// handshakes end far apart. errs is not nil when the nodes that could not
+// be reached or read leave nothing to plan.
+func (p *preparer) gatherFirst(ctx context.Context, lockNode func(context.Context, string, host.Host, error) error) (
+	r *Rendered, hosts map[string]host.Host, facts map[string]*Facts, errs NodeErrors, err error) {
+	rendered := make(chan struct{})
+	var rerr error
+	guess := p.sys.Guess()
+	go func() {
+		t0 := time.Now()
+		var hit bool
+		r, hit, rerr = p.opts.RenderCache.Render(p.cfg.Context, p.cl, p.sys, guess)
+		p.opts.trace(cached("render", hit), t0)
+		close(rendered)
+	}()
+	t0 := time.Now()
+	hosts, cerrs, facts, gerrs := connectAndGather(ctx, nodeSpecs(p.cl), p.opts, lockNode, func(ctx context.Context, name string, h host.Host) (*Facts, error) {
+		<-rendered
+		if rerr != nil {
+			return nil, nil
+		}
+		n := r.node(name)
+		return gatherNode(ctx, n, p.sys.Needs(n), h, p.sec)
+	})
+	p.opts.trace("connect and gather", t0)
+	p.s.hosts = append(p.s.hosts, hosts)
+	if len(p.s.locks) > 0 {
+		if err := p.s.locks[len(p.s.locks)-1].failure(); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("%s %s: %w", kindOf(p.cl), p.cl.Name, err)
+		}
+	}
+	if rerr != nil {
+		return nil, nil, nil, nil, rerr
+	}
+	for name, e := range cerrs {
+		p.unreached = append(p.unreached, NodeError{p.cl.Name, name, e})
+	}
+	if len(cerrs) > 0 && (!p.opts.AllowPartial || len(hosts) == 0) {
+		return nil, nil, nil, p.unreached, nil
+	}
+	for name, e := range gerrs {
+		p.unreached = append(p.unreached, NodeError{p.cl.Name, name, e})
+	}
+	if len(gerrs) > 0 && (!p.opts.AllowPartial || len(facts) == 0) {
+		return nil, nil, nil, p.unreached, nil
+	}
+	return r, hosts, facts, nil, nil
+}
+
+// renderFor renders again when the live state asks for other inputs than
+// the guess r was rendered for.
+func (p *preparer) renderFor(r *Rendered, obs Observation) (*Rendered, error) {
+	if sameInputs(r.Inputs, obs.Inputs) {
+		return r, nil
+	}
+	t0 := time.Now()
+	r, hit, err := p.opts.RenderCache.Render(p.cfg.Context, p.cl, p.sys, obs.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	p.opts.trace(cached("render again", hit), t0)
+	return r, nil
+}
+
+// regather reads again, in parallel, every node whose resources in r read
+// something the first gather did not: never diff against a fact not read.
+func (p *preparer) regather(ctx context.Context, r *Rendered, hosts map[string]host.Host, facts map[string]*Facts) error {
+	var todo []NodeSpec
+	for _, n := range r.Nodes {
+		f := facts[n.Name]
+		if f == nil {
+			continue
+		}
+		ok, err := f.covers(n)
+		if err != nil {
+			return fmt.Errorf("%s %s: node %s: %w", kindOf(p.cl), p.cl.Name, n.Name, err)
+		}
+		if !ok {
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	t0 := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := NodeErrors{}
+	for _, n := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := gatherNode(ctx, n, p.sys.Needs(n), hosts[n.Name], p.sec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, NodeError{p.cl.Name, n.Name, err})
+				return
+			}
+			facts[n.Name] = f
+		}()
+	}
+	wg.Wait()
+	p.opts.trace("gather again", t0)
+	if len(errs) > 0 {
+		sortNodeErrors(errs)
+		return errs
+	}
+	return nil
+}
+
+// sameInputs compares two renders' inputs as the stack sees them: as JSON.
+func sameInputs(a, b map[string]any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 func sortNodeErrors(nodeErrs NodeErrors) {
@@ -379,17 +492,20 @@ func ConnectCluster(ctx context.Context, cl *config.Cluster, opts Options) (map[
 	return nil, ne
 }
 
-// ResolveSecret reads a cluster's password, and during a rotation the
-// previous one too.
+// ResolveSecret reads a system's password, and during a rotation the
+// previous one too. A system with no secret has the zero Secret.
 func ResolveSecret(cl *config.Cluster) (secret.Secret, error) {
+	if cl.Secret == (secret.Source{}) {
+		return secret.Secret{}, nil
+	}
 	sec, err := cl.Secret.Resolve()
 	if err != nil {
-		return sec, fmt.Errorf("cluster %s: %w", cl.Name, err)
+		return sec, fmt.Errorf("%s %s: %w", kindOf(cl), cl.Name, err)
 	}
 	if cl.PreviousSecret != nil {
 		prev, err := cl.PreviousSecret.Resolve()
 		if err != nil {
-			return sec, fmt.Errorf("cluster %s: previousSecret: %w", cl.Name, err)
+			return sec, fmt.Errorf("%s %s: previousSecret: %w", kindOf(cl), cl.Name, err)
 		}
 		sec = sec.WithPrevious(prev)
 	}

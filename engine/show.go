@@ -30,12 +30,9 @@ func WriteText(w io.Writer, plans []*Plan) {
 	var total Counts
 	for _, p := range plans {
 		total.Add(p)
-		fmt.Fprintf(w, "Cluster %s (design %s): primary %s", p.Cluster, p.Design, p.Primary.Node)
-		if p.Primary.Source == "sentinels" {
-			fmt.Fprintf(w, " (named by %d Sentinels)", p.Primary.Answers)
-		}
-		if p.Primary.Note != "" {
-			fmt.Fprintf(w, "\n  note: %s", p.Primary.Note)
+		fmt.Fprintf(w, "Cluster %s%s", p.Cluster, p.Summary)
+		for _, note := range p.Notes {
+			fmt.Fprintf(w, "\n  note: %s", note)
 		}
 		fmt.Fprintln(w)
 		for _, n := range p.Nodes {

@@ -13,6 +13,7 @@ import (
 	"hastack.dev/hastack/internal/hostiletest"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/stacks/hsts"
 )
 
 // These tests run the scripts the stack renders for the node's root shell
@@ -31,7 +32,15 @@ func render(t *testing.T) map[string]modules.Resource {
 	}
 	cl := *cfg.Clusters[0]
 	cl.PreviousSecret = &secret.Source{Env: "OLD"}
-	r, err := engine.Render(cfg.Context, &cl, cl.Primary, nil, true)
+	sys, err := engine.Open(&cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := hsts.Decode(&cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := engine.Render(cfg.Context, &cl, sys, hsts.Inputs(hc.Primary, nil, true, true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,10 @@ import (
 	"runtime/pprof"
 
 	"hastack.dev/hastack/internal/cli"
+
+	// Drivers and their checks register themselves.
+	_ "hastack.dev/hastack/stacks/hsts"
+	_ "hastack.dev/hastack/stacks/hsts/check"
 )
 
 func main() { os.Exit(run()) }

@@ -16,48 +16,37 @@ type Config struct {
 	Context *cue.Context
 	// Root is the whole user package, unified with the root schema.
 	Root cue.Value
-	// Clusters are sorted by name. Only Name and Value are set when Load
-	// reported problems.
+	// Clusters are every system (clusters and stacks together), sorted by
+	// name. Only Name, Field and Value are set when Load reported problems.
 	Clusters []*Cluster
 
 	pl placer // places problems found after Load (SecretProblems)
 }
 
-// Cluster is one entry of `clusters`, decoded. Field meanings: docs/config.md.
+// Cluster is one system of the config: an entry of `clusters` (the HSTS
+// shorthand) or of `stacks` (any stack). Only what every system has is
+// decoded here; a driver decodes its own settings from Value.
 type Cluster struct {
-	Name       string
-	Design     string // "sentinel" (003) or "haproxy" (002)
-	Nodes      []Node
-	Primary    string // the node that starts as Redis primary
-	PrimarySet string
-
-	RedisPort         int
-	RedisSave         string
-	SentinelPort      int
-	HAProxyPort       int // 0 unless Design is "haproxy"
-	Quorum            int
-	DownAfterMs       int
-	FailoverTimeoutMs int
-
-	RolloutPauseMs int // between adding or resetting Sentinels on a live cluster
-	GateTimeoutS   int // how long a rollout waits for the cluster to be healthy
-
-	Users       Users
-	Firewall    Firewall
-	BearerToken BearerToken
-	Secret      secret.Source
+	Name   string
+	Field  string // "clusters" or "stacks": where the entry is written
+	Driver string // the registered driver that observes and rolls it out; "" for plain resources
+	Nodes  []Node
+	Secret secret.Source
 	// PreviousSecret is set while the password is being rotated: the
-	// password the cluster may still use.
+	// password the system may still use.
 	PreviousSecret *secret.Source
 
-	// Value is clusters.<Name>, unified with hsts.#Cluster.
+	// Value is <Field>.<Name>, unified with its schema.
 	Value cue.Value
 }
 
-// Node is one machine of a cluster.
+// Path is where the system is written, e.g. clusters.transfer.
+func (cl *Cluster) Path() string { return cl.Field + "." + quoteLabel(cl.Name) }
+
+// Node is one machine of a system.
 type Node struct {
 	Name string
-	IP   string // private IPv4 address Redis and Sentinel bind to
+	IP   string // private address the services bind to ("" when the stack has none)
 	SSH  SSH
 }
 
@@ -68,24 +57,15 @@ type SSH struct {
 	User string
 }
 
-// Users names the node user and the transfer users that get keystores.
-type Users struct {
-	Node     string
-	Transfer []string
-}
+// Fields are the top-level maps of systems, in the order they are listed.
+var Fields = []string{"clusters", "stacks"}
 
-// Firewall says whether and where hastack keeps the iptables rules.
-type Firewall struct {
-	Manage  bool
-	Persist string
-}
+var fieldDrivers = map[string]string{}
 
-// BearerToken holds 002's bearer-token options.
-type BearerToken struct {
-	ExpiresAt      string // empty: one hour after creation
-	ScopeRole      string
-	TokenKeyLength int
-}
+// DefaultDriver makes every entry of field that names no driver use
+// driver: a driver registers the shorthand it owns (the HSTS driver,
+// `clusters`) without the loader knowing it.
+func DefaultDriver(field, driver string) { fieldDrivers[field] = driver }
 
 // Cluster returns the cluster called name, or nil.
 func (c *Config) Cluster(name string) *Cluster {

@@ -6,13 +6,12 @@ import (
 	"cuelang.org/go/cue"
 )
 
-// decode fills cl from cl.Value, which has passed every check.
+// decode fills what every system has from cl.Value, which has passed
+// every check: its nodes, its secret and its driver.
 func decode(cl *Cluster) error {
 	var raw struct {
-		Design     string `json:"design"`
-		PrimarySet string `json:"primarySet"`
-		Primary    string `json:"primary"`
-		Nodes      []struct {
+		Driver string `json:"driver"`
+		Nodes  []struct {
 			Name string `json:"name"`
 			IP   string `json:"ip"`
 			SSH  struct {
@@ -21,41 +20,14 @@ func decode(cl *Cluster) error {
 				User string `json:"user"`
 			} `json:"ssh"`
 		} `json:"nodes"`
-		Redis struct {
-			Port int    `json:"port"`
-			Save string `json:"save"`
-		} `json:"redis"`
-		Sentinel struct {
-			Port            int `json:"port"`
-			Quorum          int `json:"quorum"`
-			DownAfter       int `json:"downAfterMilliseconds"`
-			FailoverTimeout int `json:"failoverTimeoutMilliseconds"`
-		} `json:"sentinel"`
-		HAProxy *struct {
-			Port int `json:"port"`
-		} `json:"haproxy"`
-		Users struct {
-			Node     string   `json:"node"`
-			Transfer []string `json:"transfer"`
-		} `json:"users"`
-		Rollout struct {
-			Pause int `json:"pauseMilliseconds"`
-			Gate  int `json:"gateTimeoutSeconds"`
-		} `json:"rollout"`
-		Firewall struct {
-			Manage  bool   `json:"manage"`
-			Persist string `json:"persist"`
-		} `json:"firewall"`
-		BearerToken struct {
-			ExpiresAt      string `json:"expiresAt"`
-			ScopeRole      string `json:"scopeRole"`
-			TokenKeyLength int    `json:"tokenKeyLength"`
-		} `json:"bearerToken"`
 	}
 	// secret is decoded apart so that a decode error can never quote it.
-	src, err := sourceOf(cl.Value.LookupPath(cue.ParsePath("secret")))
-	if err != nil {
-		return err
+	if sv := cl.Value.LookupPath(cue.ParsePath("secret")); sv.Exists() {
+		src, err := sourceOf(sv)
+		if err != nil {
+			return err
+		}
+		cl.Secret = src
 	}
 	if pv := cl.Value.LookupPath(cue.ParsePath("previousSecret")); pv.Exists() {
 		prev, err := sourceOf(pv)
@@ -64,23 +36,40 @@ func decode(cl *Cluster) error {
 		}
 		cl.PreviousSecret = &prev
 	}
-	if err := cl.Value.Decode(&raw); err != nil {
-		return fmt.Errorf("decoding: %v", err)
+	// Only the generic fields: a driver's own fields may hold anything.
+	for _, f := range []string{"driver", "nodes"} {
+		v := cl.Value.LookupPath(cue.ParsePath(f))
+		if !v.Exists() {
+			continue
+		}
+		var err error
+		if f == "driver" {
+			raw.Driver, err = v.String()
+		} else {
+			err = v.Decode(&raw.Nodes)
+		}
+		if err != nil {
+			return fmt.Errorf("decoding %s: %v", f, err)
+		}
 	}
-	cl.Design, cl.Primary, cl.PrimarySet = raw.Design, raw.Primary, raw.PrimarySet
+	cl.Driver = raw.Driver
+	if cl.Driver == "" {
+		cl.Driver = fieldDrivers[cl.Field]
+	}
 	for _, n := range raw.Nodes {
-		cl.Nodes = append(cl.Nodes, Node{Name: n.Name, IP: n.IP, SSH: SSH(n.SSH)})
+		port := n.SSH.Port
+		if port == 0 {
+			port = 22
+		}
+		user := n.SSH.User
+		if user == "" {
+			user = "root"
+		}
+		host := n.SSH.Host
+		if host == "" {
+			host = n.IP
+		}
+		cl.Nodes = append(cl.Nodes, Node{Name: n.Name, IP: n.IP, SSH: SSH{Host: host, Port: port, User: user}})
 	}
-	cl.RedisPort, cl.RedisSave = raw.Redis.Port, raw.Redis.Save
-	cl.SentinelPort, cl.Quorum = raw.Sentinel.Port, raw.Sentinel.Quorum
-	cl.DownAfterMs, cl.FailoverTimeoutMs = raw.Sentinel.DownAfter, raw.Sentinel.FailoverTimeout
-	if raw.HAProxy != nil {
-		cl.HAProxyPort = raw.HAProxy.Port
-	}
-	cl.RolloutPauseMs, cl.GateTimeoutS = raw.Rollout.Pause, raw.Rollout.Gate
-	cl.Users = Users(raw.Users)
-	cl.Firewall = Firewall(raw.Firewall)
-	cl.BearerToken = BearerToken(raw.BearerToken)
-	cl.Secret = src
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -109,14 +110,17 @@ func Load(dir string) (*Config, Problems, error) {
 	}
 	ps = append(ps, pl.unknownFields(root, rootSchema, cue.Path{})...)
 
-	clusters := root.LookupPath(cue.ParsePath("clusters"))
 	var secrets []string
 	var unchecked Problems
-	if it, err := clusters.Fields(); err == nil {
+	for _, field := range Fields {
+		it, err := root.LookupPath(cue.ParsePath(field)).Fields()
+		if err != nil {
+			continue
+		}
 		for it.Next() {
 			name := it.Selector().Unquoted()
 			cv := it.Value()
-			cfg.Clusters = append(cfg.Clusters, &Cluster{Name: name, Value: cv})
+			cfg.Clusters = append(cfg.Clusters, &Cluster{Name: name, Field: field, Value: cv})
 			rps, skipped := pl.ruleProblems(cv)
 			ps = append(ps, rps...)
 			for _, r := range skipped {
@@ -130,6 +134,9 @@ func Load(dir string) (*Config, Problems, error) {
 			secrets = append(secrets, lits...)
 		}
 	}
+	// Locks and plans go by name: a name is one system's in both maps.
+	sort.SliceStable(cfg.Clusters, func(i, j int) bool { return cfg.Clusters[i].Name < cfg.Clusters[j].Name })
+	ps = append(ps, pl.nameProblems(cfg.Clusters)...)
 	ps = append(ps, pl.uniqueProblems(cfg.Clusters)...)
 	if len(ps) == 0 {
 		ps = unchecked
@@ -142,7 +149,7 @@ func Load(dir string) (*Config, Problems, error) {
 	}
 	for _, cl := range cfg.Clusters {
 		if err := decode(cl); err != nil {
-			return cfg, Problems{{Path: "clusters." + cl.Name, Msg: err.Error()}}, nil
+			return cfg, Problems{{Path: cl.Path(), Msg: err.Error()}}, nil
 		}
 	}
 	return cfg, nil, nil

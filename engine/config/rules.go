@@ -17,7 +17,11 @@ type rule struct {
 // skipped lists the rules that could not be evaluated. When nothing else is
 // wrong, that is a bug in the schema, and Load says so rather than pass.
 func (pl placer) ruleProblems(cluster cue.Value) (out Problems, skipped []string) {
-	it, err := cluster.LookupPath(cue.MakePath(cue.Def("#problems"))).Fields()
+	pv := cluster.LookupPath(cue.MakePath(cue.Def("#problems")))
+	if !pv.Exists() {
+		return nil, nil // a stack with no rules of its own
+	}
+	it, err := pv.Fields()
 	if err != nil {
 		return nil, []string{"#problems"}
 	}

@@ -24,7 +24,7 @@ var secretFields = []string{"secret", "previousSecret"}
 func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lits []string) {
 	for _, f := range secretFields {
 		v := cluster.LookupPath(cue.ParsePath(f))
-		if !v.Exists() && f != "secret" {
+		if !v.Exists() { // hsts.#Cluster's secret has a default; a stack may have none
 			continue
 		}
 		if s, err := v.String(); err == nil {
@@ -98,7 +98,7 @@ func hideSecrets(ps Problems, lits []string) Problems {
 // secretRoot returns clusters.<name>.secret when path is that or below it.
 func secretRoot(path string) (string, bool) {
 	sels := cue.ParsePath(path).Selectors()
-	if len(sels) >= 3 && sels[0].String() == "clusters" && (sels[2].String() == "secret" || sels[2].String() == "previousSecret") {
+	if len(sels) >= 3 && (sels[0].String() == "clusters" || sels[0].String() == "stacks") && (sels[2].String() == "secret" || sels[2].String() == "previousSecret") {
 		return cue.MakePath(sels[:3]...).String(), true
 	}
 	return "", false
@@ -153,7 +153,7 @@ func (c *Config) sourceProblems(cl *Cluster, field string, src secret.Source) Pr
 		return nil
 	}
 	if _, err := src.Resolve(); err != nil {
-		p := Problem{Path: "clusters." + quoteLabel(cl.Name) + "." + field, Msg: err.Error()}
+		p := Problem{Path: cl.Path() + "." + field, Msg: err.Error()}
 		if pos, ok := c.pl.locate(cl.Value, cue.ParsePath(at)); ok {
 			c.pl.set(&p, pos)
 		}

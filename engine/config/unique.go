@@ -64,6 +64,23 @@ func (pl placer) uniqueProblems(clusters []*Cluster) Problems {
 	return out
 }
 
+// nameProblems reports a name used by both a cluster and a stack: locks and
+// plans go by name. clusters is sorted by name.
+func (pl placer) nameProblems(clusters []*Cluster) Problems {
+	var out Problems
+	for i := 1; i < len(clusters); i++ {
+		if a, b := clusters[i-1], clusters[i]; a.Name == b.Name {
+			p := Problem{Path: b.Value.Path().String(), Msg: fmt.Sprintf(
+				"the name %q is already used by %s: a cluster and a stack need names of their own", b.Name, a.Value.Path())}
+			if pos, ok := pl.locate(b.Value, cue.Path{}); ok {
+				pl.set(&p, pos)
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // seen records k at here unless it was seen before, and returns where.
 func seen(m map[string]nodeKey, k string, here nodeKey) (nodeKey, bool) {
 	if first, ok := m[k]; ok {
@@ -108,18 +125,21 @@ func intAt(v cue.Value, path string) (int64, bool) {
 	return n, err == nil
 }
 
-// MaxConfigNodes bounds the nodes written in a config, all clusters
-// together. Evaluating the schema costs about 0.2 ms a node (a 1 MiB file
-// of 27,000 nodes took 14 s and 1.8 GB), so a config past it is refused
-// before CUE evaluates anything, with this one problem. A cluster has at
-// most 99 nodes (#maxNodes in schema/hsts/rules.cue), a rule reported with
-// every other problem.
-const MaxConfigNodes = 1000
+// MaxConfigNodes bounds the nodes written in a config, all systems
+// together, and MaxSystemNodes those of one system. Evaluating a schema
+// costs about 0.2 ms a node (a 1 MiB file of 27,000 nodes took 14 s and
+// 1.8 GB), so a config past them is refused before CUE evaluates anything,
+// with this one problem. A driver's schema may allow fewer (an HSTS cluster
+// has at most 99 nodes, a rule reported with every other problem).
+const (
+	MaxConfigNodes = 5000
+	MaxSystemNodes = 2000
+)
 
 // tooManyNodes counts the elements of every list written as the value of a
-// field named nodes in the parsed files, and reports the list that brings
-// the count past MaxConfigNodes. (A list built by a comprehension is the
-// user's own code and is not counted.)
+// field named nodes in the parsed files, and reports the list that has more
+// than MaxSystemNodes or brings the count past MaxConfigNodes. (A list built
+// by a comprehension is the user's own code and is not counted.)
 func (pl placer) tooManyNodes(files []*ast.File) Problems {
 	total := 0
 	var out Problems
@@ -134,11 +154,18 @@ func (pl placer) tooManyNodes(files []*ast.File) Problems {
 			if name != "nodes" || !ok {
 				return true
 			}
-			if total += len(list.Elts); total > MaxConfigNodes {
-				p := Problem{Msg: fmt.Sprintf("the config lists more than %d nodes, all clusters together, which is more than hastack checks (a cluster has at most 99)", MaxConfigNodes)}
-				pl.set(&p, field.Pos())
-				out = append(out, p)
+			var msg string
+			switch total += len(list.Elts); {
+			case len(list.Elts) > MaxSystemNodes:
+				msg = fmt.Sprintf("this list has more than %d nodes, which is more than hastack checks for one cluster or stack", MaxSystemNodes)
+			case total > MaxConfigNodes:
+				msg = fmt.Sprintf("the config lists more than %d nodes, all clusters and stacks together, which is more than hastack checks", MaxConfigNodes)
+			default:
+				return true
 			}
+			p := Problem{Msg: msg}
+			pl.set(&p, field.Pos())
+			out = append(out, p)
 			return true
 		}, nil)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"hastack.dev/hastack/engine"
-	"hastack.dev/hastack/engine/check"
 )
 
 func init() {
@@ -60,9 +59,27 @@ func runCheck(env *Env, args []string) int {
 	ctx, sig := onInterrupt(env, "check", "stopping after the step in progress",
 		"a drill in progress may have left its test user or a paused Redis behind. Run hastack check to see the cluster's state.")
 	defer sig.stop()
+	var drills []string
+	if *replication {
+		drills = append(drills, "replication")
+	}
+	if *failover {
+		drills = append(drills, "failover")
+	}
 	code = ExitOK
 	for _, cl := range cfg.Clusters {
 		if len(opts.Clusters) > 0 && !slices.Contains(opts.Clusters, cl.Name) {
+			continue
+		}
+		sys, err := engine.Open(cl)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
+			return ExitFailure
+		}
+		checker, ok := sys.(engine.Checker)
+		if !ok {
+			fmt.Fprintf(env.Stderr, "hastack check: %s %s: its stack has no check\n", cl.Field, cl.Name)
+			code = ExitFailure
 			continue
 		}
 		sec, err := cl.Secret.Resolve()
@@ -81,24 +98,7 @@ func runCheck(env *Env, args []string) int {
 			code = ExitFailure
 			continue
 		}
-		c := &check.Checker{Cluster: cl, Hosts: hosts, Secret: sec, Log: env.Stdout}
-		fmt.Fprintf(env.Stdout, "Cluster %s: %d nodes, primary set %s\n", cl.Name, len(cl.Nodes), cl.PrimarySet)
-		r := c.HealthWait(cctx, *wait)
-		var drills check.Report
-		if r.OK() && *replication {
-			drills = c.Replication(cctx)
-		}
-		if r.OK() && *failover && (len(drills) == 0 || drills.OK()) {
-			// The drill ends with the health checks, made after it.
-			d, after, err := c.Failover(cctx, 30*time.Second)
-			r = after
-			if err != nil {
-				r = append(r, check.Result{Node: d.OldPrimary, Check: "failover", Detail: err.Error()})
-			}
-		}
-		r = append(r, drills...)
-		r.Write(env.Stdout)
-		if !r.OK() {
+		if !checker.Check(cctx, engine.CheckRequest{Hosts: hosts, Secret: sec, Out: env.Stdout, Wait: *wait, Drills: drills}) {
 			code = ExitFailure
 		}
 		unlock()

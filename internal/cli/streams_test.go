@@ -19,9 +19,9 @@ import (
 // terminal.
 func hostilePlan() *engine.Plan {
 	return &engine.Plan{
-		Cluster: "prod", Design: "sentinel",
-		Primary: engine.Primary{Node: "n1", Source: "sentinels", Answers: 3},
-		Phases:  []engine.Phase{{Name: "config"}},
+		Cluster: "prod", Summary: " (design sentinel): primary n1 (named by 3 Sentinels)",
+		Live:   json.RawMessage(`{"design":"sentinel","primary":{"node":"n1","source":"sentinels","answers":3}}`),
+		Phases: []engine.Phase{{Name: "config"}},
 		Nodes: []engine.NodePlan{{Name: "n1", Address: "10.0.0.1", Changes: []*engine.ResourceChange{{
 			ID: "conf:/opt/aspera/etc/redis/aspera_31415.conf", Kind: "conf",
 			Change: &modules.Change{

@@ -1,4 +1,4 @@
-package engine
+package hsts
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hastack.dev/hastack/engine"
 )
 
 // writeCluster writes a cluster of n nodes (10.0.0.1...) to a temp dir.
@@ -25,7 +27,7 @@ func writeCluster(tb testing.TB, n int) string {
 
 // BenchmarkRender31 is the CPU hastack plan spends rendering 31 nodes:
 //
-//	go test ./engine -run '^$' -bench Render
+//	go test ./stacks/hsts -run '^$' -bench Render
 func BenchmarkRender3(b *testing.B)  { benchRender(b, 3) }
 func BenchmarkRender31(b *testing.B) { benchRender(b, 31) }
 
@@ -33,7 +35,7 @@ func benchRender(b *testing.B, n int) {
 	cfg := loadExample(b, writeCluster(b, n))
 	cl := cfg.Clusters[0]
 	for b.Loop() {
-		if _, err := Render(cfg.Context, cl, cl.Primary, nil, true); err != nil {
+		if _, err := testRender(b, cfg, cl, decoded(b, cl).Primary, nil, true); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -42,16 +44,16 @@ func benchRender(b *testing.B, n int) {
 // BenchmarkRenderCached31 is the same render read back from the render
 // cache (a plan's render once the cache holds its inputs):
 //
-//	go test ./engine -run '^$' -bench RenderCached
+//	go test ./stacks/hsts -run '^$' -bench RenderCached
 func BenchmarkRenderCached31(b *testing.B) {
 	cfg := loadExample(b, writeCluster(b, 31))
 	cl := cfg.Clusters[0]
-	c := &RenderCache{Dir: b.TempDir()}
-	if _, _, err := c.Render(cfg.Context, cl, cl.Primary, nil, true); err != nil {
+	c := &engine.RenderCache{Dir: b.TempDir()}
+	if _, _, err := c.Render(cfg.Context, cl, openSys(b, cl), Inputs(decoded(b, cl).Primary, nil, true, false)); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, hit, err := c.Render(cfg.Context, cl, cl.Primary, nil, true); err != nil || !hit {
+		if _, hit, err := c.Render(cfg.Context, cl, openSys(b, cl), Inputs(decoded(b, cl).Primary, nil, true, false)); err != nil || !hit {
 			b.Fatalf("hit %t, err %v", hit, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package engine
+package hsts
 
 import (
 	"bytes"
@@ -8,20 +8,121 @@ import (
 	"sync"
 	"time"
 
+	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
 )
 
-// cluster is what apply needs to know about the cluster beyond the plan.
+// cluster is one apply's rollout of an HSTS cluster: what the gates and
+// the switchover need beyond the plan.
 type cluster struct {
-	tp     topoParams
-	ips    map[string]string // node → private IP
-	secret secret.Secret
-	gate   time.Duration
+	sys     *system
+	plan    *engine.Plan
+	primary string // the live primary the plan was made for
+	hosts   map[string]host.Host
+	ips     map[string]string // node → private IP, of every node (a majority is of them all)
+	secret  secret.Secret
+	gate    time.Duration
 
 	mu       sync.Mutex
 	switched map[string]string // old primary → the node it handed over to, this run
+}
+
+func newRollout(c *Cluster, p *engine.Plan, primary string, hosts map[string]host.Host, sec secret.Secret) *cluster {
+	r := &cluster{sys: &system{c: c}, plan: p, primary: primary, hosts: hosts, ips: map[string]string{}, secret: sec,
+		gate: time.Duration(c.GateTimeoutS) * time.Second}
+	for _, n := range c.Nodes {
+		r.ips[n.Name] = n.IP
+	}
+	return r
+}
+
+// Order puts the primary last in a replicas-first phase.
+func (c *cluster) Order(ph engine.Phase, nodes []string) []string {
+	if ph.Order != "replicas-first" {
+		return nodes
+	}
+	var out, last []string
+	for _, n := range nodes {
+		if n == c.primary {
+			last = append(last, n)
+		} else {
+			out = append(out, n)
+		}
+	}
+	return append(out, last...)
+}
+
+// Before moves the primary away from node when its Redis is about to
+// restart (a planned switchover instead of a failure).
+func (c *cluster) Before(ctx context.Context, node string, phase int, changes []*engine.ResourceChange, report func(engine.Event)) error {
+	ph := c.plan.Phases[phase]
+	if ph.Failover == "" {
+		return nil
+	}
+	touches := false
+	for _, ch := range changes {
+		if ch.ID == "service:"+ph.Failover && (ch.Action == modules.Restart || ch.Action == modules.Stop) {
+			touches = true
+		}
+	}
+	if !touches {
+		return nil
+	}
+	switch c.primaryOf(c.views(ctx, c.hosts)) {
+	case "":
+		return fmt.Errorf("%s: no majority of Sentinels names a primary now; not restarting its Redis", node)
+	case node:
+	default:
+		return nil
+	}
+	start := time.Now()
+	// Once started, the switchover runs to its end even on Ctrl-C: stopping
+	// between the write pause and the failover would leave writes paused.
+	to, err := c.failoverFrom(context.WithoutCancel(ctx), c.hosts, node)
+	if err == nil {
+		c.handedOver(node, to)
+	}
+	ev := &engine.ResourceChange{ID: "failover", Kind: "cluster", Phase: phase, Change: &modules.Change{Action: modules.Run,
+		Summary: fmt.Sprintf("SENTINEL FAILOVER: %s hands the primary role over before its Redis restarts", node)}}
+	if err == nil {
+		ev.Summary += " (now " + to + ")"
+	}
+	report(engine.Event{Node: node, Change: ev, Err: err, Duration: time.Since(start)})
+	return err
+}
+
+// After makes an old primary rejoin as a replica, then waits for the
+// cluster to be healthy again when the phase is gated.
+func (c *cluster) After(ctx context.Context, node string, phase int, changes []*engine.ResourceChange, report func(engine.Event)) error {
+	ph := c.plan.Phases[phase]
+	if to := c.handedOverTo(node); to != "" {
+		// The old primary restarted from a file with no replicaof: it says
+		// role:master until Sentinel converts it, some 10-20 s later (a
+		// second primary for clients that trust role:master, as HAProxy's
+		// check does). Make it a replica now, as Sentinel would, and
+		// persist that; after the restart its running config is its file,
+		// so CONFIG REWRITE adds only replicaof.
+		start := time.Now()
+		err := c.rejoin(context.WithoutCancel(ctx), c.hosts[node], node, to)
+		report(engine.Event{Node: node, Change: &engine.ResourceChange{ID: "rejoin", Kind: "cluster", Phase: phase,
+			Change: &modules.Change{Action: modules.Run, Summary: "REPLICAOF " + to + " and CONFIG REWRITE: the old primary rejoins as a replica"}},
+			Err: err, Duration: time.Since(start)})
+		if err != nil {
+			return err
+		}
+	}
+	if ph.Gate {
+		start := time.Now()
+		err := c.waitHealthy(ctx, c.hosts, node)
+		report(engine.Event{Node: node, Change: &engine.ResourceChange{ID: "health-gate", Kind: "cluster", Phase: phase,
+			Change: &modules.Change{Action: modules.Run, Summary: "wait until the cluster is healthy"}}, Err: err, Duration: time.Since(start)})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *cluster) handedOver(from, to string) {
@@ -46,7 +147,7 @@ case "$r" in master*) ;; *) echo OK; exit 0 ;; esac
 a=$(redisq -h %[1]s -p %[2]d REPLICAOF %[3]s %[2]d)
 b=$(redisq -h %[1]s -p %[2]d CONFIG REWRITE)
 echo "$a" "$b"
-`, c.ips[node], c.tp.RedisPort, c.ips[to])), c.secret)
+`, c.ips[node], c.sys.c.RedisPort, c.ips[to])), c.secret)
 	res, err := h.Run(ctx, "sh -s", bytes.NewReader(script))
 	if err != nil {
 		return err
@@ -87,10 +188,7 @@ func (c *cluster) views(ctx context.Context, hosts map[string]host.Host) map[str
 
 func (c *cluster) view(ctx context.Context, h host.Host, name string) view {
 	ip := c.ips[name]
-	script, boundary, err := modules.FactScript(nil, modules.Needs{
-		Sentinel: &modules.SentinelAt{Addr: fmt.Sprintf("%s %d", ip, c.tp.SentinelPort), Set: c.tp.PrimarySet},
-		Redis:    fmt.Sprintf("%s %d", ip, c.tp.RedisPort),
-	})
+	script, boundary, err := modules.FactScript(nil, c.sys.needs(ip))
 	if err != nil {
 		return view{err: err}
 	}
@@ -105,25 +203,18 @@ func (c *cluster) view(ctx context.Context, h host.Host, name string) view {
 	return view{Topology: topologyOf(nf), quorumOK: nf.Sentinel.QuorumOK, replicas: nf.Sentinel.ReplicaHealth}
 }
 
-// primaryOf returns the node a majority of Sentinels name, or "".
+// primaryOf returns the node a majority of all the cluster's Sentinels
+// name, or "" (the one vote: Tally).
 func (c *cluster) primaryOf(vs map[string]view) string {
-	votes := map[string]int{}
-	for _, v := range vs {
-		if v.SentinelUp && v.SentinelPrimary != "" {
-			votes[v.SentinelPrimary]++
-		}
+	tops := make(map[string]Topology, len(vs))
+	for name, v := range vs {
+		tops[name] = v.Topology
 	}
-	for addr, n := range votes {
-		if n > len(c.ips)/2 {
-			ip, _, _ := strings.Cut(addr, " ")
-			for name, nip := range c.ips {
-				if nip == ip {
-					return name
-				}
-			}
-		}
+	addr := Tally(c.sys.c.nodeNames(), tops).Majority(len(c.ips))
+	if addr == "" {
+		return ""
 	}
-	return ""
+	return c.sys.c.nodeAt(addr)
 }
 
 // healthyAfter says what is wrong once node has been changed, or nil: a
@@ -145,7 +236,7 @@ func (c *cluster) healthyAfter(vs map[string]view, node string) error {
 		bad = append(bad, v.err.Error())
 	case !v.SentinelUp:
 		bad = append(bad, "its Sentinel does not answer")
-	case v.SentinelPrimary != c.ips[p]+" "+fmt.Sprint(c.tp.RedisPort):
+	case v.SentinelPrimary != c.ips[p]+" "+fmt.Sprint(c.sys.c.RedisPort):
 		bad = append(bad, fmt.Sprintf("its Sentinel names %q, the majority %s", v.SentinelPrimary, p))
 	case !v.quorumOK:
 		bad = append(bad, "SENTINEL CKQUORUM fails")
@@ -154,7 +245,7 @@ func (c *cluster) healthyAfter(vs map[string]view, node string) error {
 		switch {
 		case !v.RedisUp:
 			bad = append(bad, "its Redis does not answer")
-		case v.RedisRole != "slave" || v.RedisPrimary != c.ips[p]+" "+fmt.Sprint(c.tp.RedisPort):
+		case v.RedisRole != "slave" || v.RedisPrimary != c.ips[p]+" "+fmt.Sprint(c.sys.c.RedisPort):
 			bad = append(bad, fmt.Sprintf("its Redis is %s of %q, not a replica of %s", v.RedisRole, v.RedisPrimary, p))
 		case !v.RedisLinkUp:
 			bad = append(bad, "its replication link is down")
@@ -204,7 +295,7 @@ func (c *cluster) failoverFrom(ctx context.Context, hosts map[string]host.Host, 
 out=$(redisq -h %[1]s -p %[3]d SENTINEL FAILOVER %[4]s)
 [ "$out" = OK ] || redisq -h %[1]s -p %[2]d CLIENT UNPAUSE >/dev/null
 printf '%%s\n' "$out"
-`, c.ips[node], c.tp.RedisPort, c.tp.SentinelPort, modules.Quote(c.tp.PrimarySet), c.gate.Milliseconds())), c.secret)
+`, c.ips[node], c.sys.c.RedisPort, c.sys.c.SentinelPort, modules.Quote(c.sys.c.PrimarySet), c.gate.Milliseconds())), c.secret)
 	// Sentinel refuses while it does not yet trust a replica (NOGOODSLAVE,
 	// for a few seconds after replicas restarted): try again until the gate.
 	deadline := time.Now().Add(c.gate)

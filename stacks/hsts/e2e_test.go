@@ -1,4 +1,4 @@
-package engine
+package hsts
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/lab"
 	"hastack.dev/hastack/internal/sshconn"
@@ -17,7 +18,7 @@ import (
 const testPassword = "s3cret-Test-Passw0rd"
 
 // labRun plans (and applies when apply is set) the lab's config.
-func labRun(t *testing.T, l *lab.Lab, dir string, apply bool) (*Session, []*Outcome) {
+func labRun(t *testing.T, l *lab.Lab, dir string, apply bool) (*engine.Session, []*engine.Outcome) {
 	t.Helper()
 	cfg, probs, err := config.Load(dir)
 	if err != nil || len(probs) > 0 {
@@ -25,7 +26,7 @@ func labRun(t *testing.T, l *lab.Lab, dir string, apply bool) (*Session, []*Outc
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Prepare(ctx, cfg, Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext}})
+	s, err := engine.Prepare(ctx, cfg, engine.Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext}})
 	if err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
@@ -33,7 +34,7 @@ func labRun(t *testing.T, l *lab.Lab, dir string, apply bool) (*Session, []*Outc
 	if !apply {
 		return s, nil
 	}
-	outs := s.Apply(ctx, func(ev Event) {
+	outs := s.Apply(ctx, func(ev engine.Event) {
 		if ev.Err != nil {
 			t.Logf("%s: %s: %v", ev.Node, ev.Change.ID, ev.Err)
 		}
@@ -41,9 +42,9 @@ func labRun(t *testing.T, l *lab.Lab, dir string, apply bool) (*Session, []*Outc
 	return s, outs
 }
 
-func planText(s *Session) string {
+func planText(s *engine.Session) string {
 	var b bytes.Buffer
-	WriteText(&b, s.Plans)
+	engine.WriteText(&b, s.Plans)
 	return b.String()
 }
 
@@ -84,7 +85,7 @@ func TestLabInterruptedApplyConverges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	events := 0
-	outs := s.Apply(ctx, func(ev Event) {
+	outs := s.Apply(ctx, func(ev engine.Event) {
 		events++
 		if events == 5 {
 			cancel() // as the CLI does on SIGINT
@@ -144,13 +145,13 @@ func TestLabAllowPartial(t *testing.T) {
 	if err != nil || len(probs) > 0 {
 		t.Fatalf("load: %v %v", err, probs)
 	}
-	opts := Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext, ConnectTimeout: 3 * time.Second}}
+	opts := engine.Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext, ConnectTimeout: 3 * time.Second}}
 	ctx := context.Background()
-	if _, err := Prepare(ctx, cfg, opts); err == nil || !strings.Contains(err.Error(), "node3") {
+	if _, err := engine.Prepare(ctx, cfg, opts); err == nil || !strings.Contains(err.Error(), "node3") {
 		t.Fatalf("plan with node3 unreachable: %v, want an error naming node3", err)
 	}
 	opts.AllowPartial = true
-	s, err := Prepare(ctx, cfg, opts)
+	s, err := engine.Prepare(ctx, cfg, opts)
 	if err != nil {
 		t.Fatalf("partial plan: %v", err)
 	}
@@ -158,7 +159,7 @@ func TestLabAllowPartial(t *testing.T) {
 	if len(s.Unreached) != 1 || s.Unreached[0].Node != "node3" || len(s.Plans[0].Nodes) != 2 {
 		t.Fatalf("unreached %v, planned %d nodes; want node3 left out and 2 planned", s.Unreached, len(s.Plans[0].Nodes))
 	}
-	for _, o := range s.Apply(ctx, func(Event) {}) {
+	for _, o := range s.Apply(ctx, func(engine.Event) {}) {
 		if o.Err() != nil {
 			t.Fatalf("partial apply: %v %v", o.Err(), o.Failed)
 		}

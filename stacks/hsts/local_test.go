@@ -1,4 +1,4 @@
-package engine
+package hsts
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"hastack.dev/hastack/engine"
 )
 
 // ssh.host "local" reads the node on this machine with no SSH. Plan is
@@ -31,7 +33,7 @@ clusters: solo: hsts.#Cluster & {
 		t.Fatal(err)
 	}
 	t.Setenv("HASTACK_REDIS_PASSWORD", testPassword)
-	_, err := Prepare(context.Background(), loadExample(t, dir), Options{})
+	_, err := engine.Prepare(context.Background(), loadExample(t, dir), engine.Options{})
 	if err == nil || !strings.Contains(err.Error(), "aspera.conf is missing") || !strings.Contains(err.Error(), "node a") {
 		t.Fatalf("want the missing aspera.conf on node a, got %v", err)
 	}

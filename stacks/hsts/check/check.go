@@ -12,14 +12,14 @@ import (
 	"strings"
 	"sync"
 
-	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/stacks/hsts"
 )
 
 // Checker checks one cluster through one open connection per node.
 type Checker struct {
-	Cluster *config.Cluster
+	Cluster *hsts.Cluster        // hsts.Decode
 	Hosts   map[string]host.Host // node name → connection (engine.ConnectCluster)
 	Secret  secret.Secret
 	// Log receives progress lines of the drills; nil discards them.

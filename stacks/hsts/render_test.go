@@ -1,4 +1,4 @@
-package engine
+package hsts
 
 import (
 	"encoding/json"
@@ -7,8 +7,35 @@ import (
 	"hastack.dev/hastack/internal/secret"
 	"testing"
 
+	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
 )
+
+// openSys opens cl with the HSTS driver.
+func openSys(t testing.TB, cl *config.Cluster) engine.System {
+	t.Helper()
+	sys, err := engine.Open(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+// decoded is cl's HSTS settings.
+func decoded(t testing.TB, cl *config.Cluster) *Cluster {
+	t.Helper()
+	c, err := Decode(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testRender renders cl for these inputs, as a plan does.
+func testRender(t testing.TB, cfg *config.Config, cl *config.Cluster, primary string, up map[string]bool, live bool) (*engine.Rendered, error) {
+	t.Helper()
+	return engine.Render(cfg.Context, cl, openSys(t, cl), Inputs(primary, up, live, cl.PreviousSecret != nil))
+}
 
 func loadExample(t testing.TB, dir string) *config.Config {
 	t.Helper()
@@ -23,20 +50,20 @@ func loadExample(t testing.TB, dir string) *config.Config {
 }
 
 func TestRenderThreeNode(t *testing.T) {
-	cfg := loadExample(t, "../examples/three-node")
+	cfg := loadExample(t, "../../examples/three-node")
 	cl := cfg.Clusters[0]
-	r, err := Render(cfg.Context, cl, cl.Primary, nil, false)
+	r, err := testRender(t, cfg, cl, decoded(t, cl).Primary, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Nodes) != 3 || len(r.Phases) != 10 {
 		t.Fatalf("got %d nodes, %d phases", len(r.Nodes), len(r.Phases))
 	}
-	if r.Nodes[0].Name != cl.Primary {
-		t.Errorf("first node %s, want the primary %s", r.Nodes[0].Name, cl.Primary)
+	if r.Nodes[0].Name != decoded(t, cl).Primary {
+		t.Errorf("first node %s, want the primary %s", r.Nodes[0].Name, decoded(t, cl).Primary)
 	}
 	// Rendering for another primary puts it first.
-	r2, err := Render(cfg.Context, cl, cl.Nodes[2].Name, nil, false)
+	r2, err := testRender(t, cfg, cl, cl.Nodes[2].Name, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +75,10 @@ func TestRenderThreeNode(t *testing.T) {
 // A rotation renders, on every node, the last step that drops the old
 // password from Redis and Sentinel, as scripts for the redisq prelude.
 func TestRenderRotationUsesPrelude(t *testing.T) {
-	cfg := loadExample(t, "../examples/three-node")
+	cfg := loadExample(t, "../../examples/three-node")
 	cl := *cfg.Clusters[0]
 	cl.PreviousSecret = &secret.Source{Env: "OLD"}
-	r, err := Render(cfg.Context, &cl, cl.Primary, nil, true)
+	r, err := testRender(t, cfg, &cl, decoded(t, &cl).Primary, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +107,7 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 // A new cluster starts its services on the primary, then on every replica
 // together; a live one rolls them one node at a time, replicas first.
 func TestRenderStartPhase(t *testing.T) {
-	cfg := loadExample(t, "../examples/three-node")
+	cfg := loadExample(t, "../../examples/three-node")
 	cl := cfg.Clusters[0]
 	for _, tc := range []struct {
 		live bool
@@ -89,7 +116,7 @@ func TestRenderStartPhase(t *testing.T) {
 		{false, `{"name":"start the services: the primary, then every replica together (003 step 12)","batches":[1,"100%"]}`},
 		{true, `"serial":true,"order":"replicas-first","gate":true,"failover":"asperaredisd"`},
 	} {
-		r, err := Render(cfg.Context, cl, cl.Primary, nil, tc.live)
+		r, err := testRender(t, cfg, cl, decoded(t, cl).Primary, nil, tc.live)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/stacks/hsts"
 )
 
 const pw = "unit-Test-Passw0rd"
@@ -66,9 +67,9 @@ func (f *fakeNode) Run(_ context.Context, cmd string, stdin io.Reader) (host.Res
 
 var ips = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}
 
-func testCluster() *config.Cluster {
-	cl := &config.Cluster{Name: "c", PrimarySet: "myprimary", RedisPort: 31415, SentinelPort: 41415,
-		DownAfterMs: 300, FailoverTimeoutMs: 1000, Firewall: config.Firewall{Manage: true}}
+func testCluster() *hsts.Cluster {
+	cl := &hsts.Cluster{Cluster: &config.Cluster{Name: "c"}, PrimarySet: "myprimary", RedisPort: 31415, SentinelPort: 41415,
+		DownAfterMs: 300, FailoverTimeoutMs: 1000, Firewall: hsts.Firewall{Manage: true}}
 	for i, ip := range ips {
 		cl.Nodes = append(cl.Nodes, config.Node{Name: fmt.Sprintf("node%d", i+1), IP: ip})
 	}

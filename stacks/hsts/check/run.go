@@ -1,0 +1,36 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/stacks/hsts"
+)
+
+func init() { hsts.RegisterCheck(run) }
+
+// run is hastack check on one cluster: the health checks (retried for
+// req.Wait), then the drills asked for, replication first; the failover
+// drill ends with the health checks made after it.
+func run(ctx context.Context, cl *hsts.Cluster, req engine.CheckRequest) bool {
+	c := &Checker{Cluster: cl, Hosts: req.Hosts, Secret: req.Secret, Log: req.Out}
+	fmt.Fprintf(req.Out, "Cluster %s: %d nodes, primary set %s\n", cl.Name, len(cl.Nodes), cl.PrimarySet)
+	r := c.HealthWait(ctx, req.Wait)
+	var drills Report
+	if r.OK() && slices.Contains(req.Drills, "replication") {
+		drills = c.Replication(ctx)
+	}
+	if r.OK() && slices.Contains(req.Drills, "failover") && (len(drills) == 0 || drills.OK()) {
+		d, after, err := c.Failover(ctx, 30*time.Second)
+		r = after
+		if err != nil {
+			r = append(r, Result{Node: d.OldPrimary, Check: "failover", Detail: err.Error()})
+		}
+	}
+	r = append(r, drills...)
+	r.Write(req.Out)
+	return r.OK()
+}
