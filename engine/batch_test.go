@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
 )
+
+var unitWord = regexp.MustCompile(`\bu[0-9]+\b`)
 
 func names(batches [][]NodePlan) string {
 	var out []string
@@ -200,7 +203,8 @@ func (r recorder) WriteFile(context.Context, host.File) error {
 }
 
 func (r recorder) Run(_ context.Context, cmd string, _ io.Reader) (host.Result, error) {
-	unit := cmd[strings.LastIndex(cmd, " ")+1:]
+	// The unit is the word u<phase> wherever the service module puts it.
+	unit := unitWord.FindString(cmd)
 	e := r.log
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -47,9 +47,9 @@ func TestRenderCache(t *testing.T) {
 		in   map[string]any
 		hit  bool
 	}{
+		{"the same inputs in another map", map[string]any{"extra": []string{"b"}, "text": "one"}, true},
 		{"another text", map[string]any{"text": "two", "extra": []string{"b"}}, false},
 		{"no extra", one, false},
-		{"the same inputs in another map", map[string]any{"extra": []string{"b"}, "text": "one"}, true},
 	} {
 		if _, hit := render(tc.in); hit != tc.hit {
 			t.Errorf("%s: hit %t, want %t", tc.name, hit, tc.hit)

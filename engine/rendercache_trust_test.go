@@ -112,17 +112,17 @@ func mustDo(t *testing.T, err error) {
 	}
 }
 
-// An entry whose commands were edited (its MAC line kept) is a miss.
+// An entry whose content was edited (its MAC line kept) is a miss.
 func TestRenderCacheEditedEntry(t *testing.T) {
 	f := newCacheFixture(t)
 	p := f.entry()
 	b, err := os.ReadFile(p)
 	mustDo(t, err)
-	const cmd = `"cmd":"systemctl daemon-reload`
+	const cmd = `"content":"cached `
 	if !bytes.Contains(b, []byte(cmd)) {
 		t.Fatalf("no %s in the entry to edit", cmd)
 	}
-	b = bytes.Replace(b, []byte(cmd), []byte(`"cmd":"touch /tmp/pwned; systemctl daemon-reload`), 1)
+	b = bytes.Replace(b, []byte(cmd), []byte(`"content":"pwned `), 1)
 	mustDo(t, os.WriteFile(p, b, 0o600))
 	f.wantMissThenHit() // render compares with the fresh render: no "pwned"
 }

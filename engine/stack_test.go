@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"os/user"
 	"sort"
 	"testing"
 
@@ -40,8 +41,20 @@ func (s echoSystem) Stack(ctx *cue.Context, inputs map[string]any) (cue.Value, e
 
 func fileRes(id, path, content string) map[string]any {
 	return map[string]any{"id": "file:" + id, "kind": "file", "phase": 0,
-		"spec": map[string]any{"path": path, "content": content, "owner": "root", "group": "root", "mode": "0644"}}
+		"spec": map[string]any{"path": path, "content": content, "owner": me.user, "group": me.group, "mode": "0644"}}
 }
+
+// me is who runs the tests: the owner of the files they write.
+var me = func() (m struct{ user, group string }) {
+	m.user, m.group = "root", "root"
+	if u, err := user.Current(); err == nil {
+		m.user = u.Username
+		if g, err := user.LookupGroupId(u.Gid); err == nil {
+			m.group = g.Name
+		}
+	}
+	return m
+}()
 
 // echoCluster is a system of n nodes reached with the local connector,
 // built without loading a config folder.
