@@ -36,6 +36,10 @@ type Env struct {
 
 var commands = map[string]*Command{}
 
+// Register adds a command that lives outside this package (hastack lab,
+// in cmd/hastack, which owns the lab's import).
+func Register(c *Command) { register(c) }
+
 func register(c *Command) {
 	if _, dup := commands[c.Name]; dup {
 		panic("duplicate command " + c.Name)

@@ -13,7 +13,6 @@ import (
 
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
-	"hastack.dev/hastack/internal/lab"
 	"hastack.dev/hastack/internal/lock"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/internal/sshconn"
@@ -81,9 +80,9 @@ func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&r.partial, "allow-partial", false, "for recovery: when some nodes cannot be reached, plan and apply for the others (rollouts still wait for a majority of all Sentinels)")
 }
 
-// options builds the engine's options. With $HASTACK_LAB naming a local
-// lab's folder (hastack lab up prints it), nodes are reached through the
-// lab's controller namespace, with its known_hosts and key as defaults.
+// options builds the engine's options. A registered setup may route SSH
+// (sshconn.RegisterSetup: $HASTACK_LAB names a local lab's folder), and
+// $HASTACK_CONNECTOR a registered connector.
 func (r *remoteFlags) options() (engine.Options, error) {
 	c := sshconn.Config{
 		KnownHosts:            r.knownHosts,
@@ -102,18 +101,9 @@ func (r *remoteFlags) options() (engine.Options, error) {
 			c.IdentityFiles = filepath.SplitList(v)
 		}
 	}
-	if dir := os.Getenv("HASTACK_LAB"); dir != "" {
-		l, err := lab.Load(dir)
-		if err != nil {
-			return engine.Options{}, fmt.Errorf("HASTACK_LAB: %w", err)
-		}
-		c.Dial = l.DialContext
-		if len(c.KnownHosts) == 0 {
-			c.KnownHosts = []string{l.KnownHosts}
-		}
-		if len(c.IdentityFiles) == 0 {
-			c.IdentityFiles = []string{l.Identity}
-		}
+	// HASTACK_LAB and the like: registered by the packages that own them.
+	if err := sshconn.FromEnv(&c); err != nil {
+		return engine.Options{}, err
 	}
 	opts := engine.Options{SSH: c, Clusters: r.clusters, AllowPartial: r.partial}
 	// HASTACK_CONNECTOR=name[:arg] reaches the nodes through a registered

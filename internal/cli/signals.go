@@ -128,3 +128,10 @@ func readLine(ctx context.Context, r io.Reader) (string, error) {
 		return "", context.Cause(ctx)
 	}
 }
+
+// OnInterrupt is onInterrupt for a command outside this package: stop
+// ends the handling.
+func OnInterrupt(env *Env, name, first, left string) (ctx context.Context, stop func()) {
+	ctx, in := onInterrupt(env, name, first, left)
+	return ctx, in.stop
+}

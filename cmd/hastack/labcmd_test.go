@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bytes"
@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"hastack.dev/hastack/internal/cli"
 	"hastack.dev/hastack/internal/lab"
 )
 
 func runCLI(args ...string) (int, string) {
 	var out bytes.Buffer
-	code := Run(&Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}, args)
+	code := cli.Run(&cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}, args)
 	return code, out.String()
 }
 
@@ -27,8 +28,8 @@ func TestLabNamesAndDirsComeFromTheName(t *testing.T) {
 		{"lab", "down", "-dir", "/tmp/x"},
 	} {
 		code, out := runCLI(args...)
-		if code != ExitUsage {
-			t.Errorf("hastack %s exited %d, want %d\n%s", strings.Join(args, " "), code, ExitUsage, out)
+		if code != cli.ExitUsage {
+			t.Errorf("hastack %s exited %d, want %d\n%s", strings.Join(args, " "), code, cli.ExitUsage, out)
 		}
 	}
 }
@@ -63,8 +64,8 @@ func TestLabRefusesAPlantedDir(t *testing.T) {
 		{"lab", "exec", "-name", name, "node1", "--", "touch", filepath.Join(victim, "ran")},
 	} {
 		code, out := runCLI(args...)
-		if code != ExitFailure || !strings.Contains(out, "owned by uid 65534") {
-			t.Errorf("hastack %s exited %d, want %d and why:\n%s", strings.Join(args, " "), code, ExitFailure, out)
+		if code != cli.ExitFailure || !strings.Contains(out, "owned by uid 65534") {
+			t.Errorf("hastack %s exited %d, want %d and why:\n%s", strings.Join(args, " "), code, cli.ExitFailure, out)
 		}
 	}
 	if _, out := runCLI("lab", "ls"); !strings.Contains(out, dir+" is owned by uid 65534") || strings.Contains(out, victim) {

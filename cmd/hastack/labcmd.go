@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -10,18 +10,19 @@ import (
 	"strings"
 	"time"
 
+	"hastack.dev/hastack/internal/cli"
 	"hastack.dev/hastack/internal/lab"
 )
 
 func init() {
-	register(&Command{
+	cli.Register(&cli.Command{
 		Name:  "lab",
 		Short: "start, list, use and stop local test nodes (needs root)",
 		Run:   runLab,
 	})
 }
 
-func labUsage(env *Env) {
+func labUsage(env *cli.Env) {
 	fmt.Fprint(env.Stderr, `usage:
   hastack lab up [-n 3] [-name lab]              start N nodes (sshd in namespaces)
   hastack lab down [-name lab]                   stop them and remove everything
@@ -31,10 +32,10 @@ The lab's dir, namespaces and addresses all follow from its name.
 `)
 }
 
-func runLab(env *Env, args []string) int {
+func runLab(env *cli.Env, args []string) int {
 	if len(args) == 0 {
 		labUsage(env)
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	fs := flag.NewFlagSet("lab "+args[0], flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -43,17 +44,17 @@ func runLab(env *Env, args []string) int {
 	nodes := fs.Int("n", 3, "number of nodes (up)")
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		labUsage(env)
-		return ExitOK
+		return cli.ExitOK
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
+			return cli.ExitOK
 		}
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	if err := lab.ValidName(*name); err != nil && args[0] != "ls" {
 		fmt.Fprintf(env.Stderr, "hastack lab %s: %v\n", args[0], err)
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	switch args[0] {
 	case "up":
@@ -62,10 +63,10 @@ func runLab(env *Env, args []string) int {
 		// Clean also handles a lab that crashed before saving lab.json.
 		if err := lab.Clean(*name); err != nil {
 			fmt.Fprintf(env.Stderr, "hastack lab down: %v\n", err)
-			return ExitFailure
+			return cli.ExitFailure
 		}
 		fmt.Fprintf(env.Stdout, "lab %s stopped\n", *name)
-		return ExitOK
+		return cli.ExitOK
 	case "ls":
 		return labLs(env)
 	case "exec":
@@ -73,28 +74,28 @@ func runLab(env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stderr, "hastack lab: unknown subcommand %q\n", args[0])
 	labUsage(env)
-	return ExitUsage
+	return cli.ExitUsage
 }
 
-func labUp(env *Env, name string, nodes int) int {
+func labUp(env *cli.Env, name string, nodes int) int {
 	if err := lab.Available(); err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
-		return ExitFailure
+		return cli.ExitFailure
 	}
-	ctx, sig := onInterrupt(env, "lab up", "stopping and removing what was started",
+	ctx, stop := cli.OnInterrupt(env, "lab up", "stopping and removing what was started",
 		"namespaces or processes of the lab may be left. Remove them with hastack lab down -name "+name+".")
-	defer sig.stop()
+	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: nodes})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
-		return ExitFailure
+		return cli.ExitFailure
 	}
 	cfg := filepath.Join(l.Dir, "config")
 	if err := l.WriteConfig(cfg, ""); err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab up: %v\n", err)
-		return ExitFailure
+		return cli.ExitFailure
 	}
 	w := env.Stdout
 	fmt.Fprintf(w, "lab %s is up: %d nodes\n\n", l.Name, len(l.Nodes))
@@ -115,10 +116,10 @@ or, from inside the controller namespace:
   hastack lab exec -name %[6]s node1 -- systemctl status asperaredisd
 Stop it: hastack lab down -name %[6]s
 `, l.Controller, l.KnownHosts, l.Identity, cfg, l.Nodes[0].IP, l.Name, l.Dir)
-	return ExitOK
+	return cli.ExitOK
 }
 
-func labLs(env *Env) int {
+func labLs(env *cli.Env) int {
 	dirs, _ := filepath.Glob(lab.DirOf("*"))
 	for _, d := range dirs {
 		l, err := lab.Load(d)
@@ -133,21 +134,21 @@ func labLs(env *Env) int {
 		}
 		fmt.Fprintf(env.Stdout, "%-12s %s  %s\n", l.Name, l.Dir, strings.Join(names, " "))
 	}
-	return ExitOK
+	return cli.ExitOK
 }
 
-func labExec(env *Env, name string, args []string) int {
+func labExec(env *cli.Env, name string, args []string) int {
 	if len(args) > 1 && args[1] == "--" {
 		args = append(args[:1], args[2:]...)
 	}
 	if len(args) < 2 {
 		fmt.Fprintln(env.Stderr, "usage: hastack lab exec [-name lab] NODE -- CMD...")
-		return ExitUsage
+		return cli.ExitUsage
 	}
 	l, err := lab.Open(name)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab exec: %v\n", err)
-		return ExitFailure
+		return cli.ExitFailure
 	}
 	out, err := l.Exec(context.Background(), args[0], args[1:]...)
 	env.Stdout.Write(out)
@@ -157,7 +158,7 @@ func labExec(env *Env, name string, args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hastack lab exec: %v\n", err)
-		return ExitFailure
+		return cli.ExitFailure
 	}
-	return ExitOK
+	return cli.ExitOK
 }
