@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -31,20 +32,11 @@ func runApply(env *Env, args []string) int {
 		return ExitUsage
 	}
 	defer flush(env)
-	saved, isPlan, err := engine.ReadPlanFile(arg)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "hastack apply: %v\n", err)
-		return ExitUsage
+	saved, dir, salt, code := applyTarget(env, arg)
+	if code != ExitOK {
+		return code
 	}
-	dir := arg
-	var salt []byte
-	if isPlan {
-		dir = saved.ConfigDir
-		if salt, err = saved.Salt(); err != nil {
-			fmt.Fprintf(env.Stderr, "hastack apply: %s: %v\n", arg, err)
-			return ExitUsage
-		}
-	}
+	isPlan := saved != nil
 
 	// Ctrl-C: see interrupts. Until the changes start, nothing is changed.
 	ctx, sig := onInterrupt(env, "apply", "stopping; nothing was changed on any node", "nothing was changed on any node.")
@@ -70,27 +62,61 @@ func runApply(env *Env, args []string) int {
 	if total.Empty() {
 		return ExitOK
 	}
-	if !*auto && !isPlan {
-		fmt.Fprint(env.Stdout, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
-		flush(env)
-		line, _ := readLine(ctx, env.Stdin)
-		if strings.TrimSpace(line) != "yes" {
-			fmt.Fprintln(env.Stderr, "hastack apply: cancelled; nothing was changed")
-			return ExitFailure
-		}
+	if !*auto && !isPlan && !confirmed(ctx, env) {
+		fmt.Fprintln(env.Stderr, "hastack apply: cancelled; nothing was changed")
+		return ExitFailure
 	}
 	fmt.Fprintln(env.Stdout)
 	sig.changing("finishing the changes in progress, then stopping",
 		"a change in progress may be half-done (files are replaced atomically, never half-written). Run hastack plan to see each node's state, then hastack apply to converge.")
-	outcomes := s.Apply(ctx, func(ev engine.Event) {
-		status := "done"
-		if ev.Err != nil {
-			status = "FAILED: " + ev.Err.Error()
-		}
-		fmt.Fprintf(env.Stdout, "%s: %s %s: %s (%.2fs)\n", ev.Node, engine.Symbol(ev.Change.Action), ev.Change.ID, status, ev.Duration.Seconds())
-	})
-	failed := false
-	done := 0
+	outcomes := s.Apply(ctx, func(ev engine.Event) { printEvent(env, ev) })
+	done, failed := reportOutcomes(env, s.Plans, outcomes)
+	if failed {
+		return ExitFailure
+	}
+	fmt.Fprintf(env.Stdout, "\nApply complete: %d changes on %d nodes.\n", done, total.Nodes)
+	return ExitOK
+}
+
+// applyTarget reads arg as a saved plan or a config folder: the plan (nil
+// for a folder), the folder to load and the plan's fingerprint salt.
+func applyTarget(env *Env, arg string) (saved *engine.PlanFile, dir string, salt []byte, code int) {
+	saved, isPlan, err := engine.ReadPlanFile(arg)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hastack apply: %v\n", err)
+		return nil, "", nil, ExitUsage
+	}
+	if !isPlan {
+		return nil, arg, nil, ExitOK
+	}
+	if salt, err = saved.Salt(); err != nil {
+		fmt.Fprintf(env.Stderr, "hastack apply: %s: %v\n", arg, err)
+		return nil, "", nil, ExitUsage
+	}
+	return saved, saved.ConfigDir, salt, ExitOK
+}
+
+// confirmed asks the user to type yes.
+func confirmed(ctx context.Context, env *Env) bool {
+	fmt.Fprint(env.Stdout, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+	flush(env)
+	line, _ := readLine(ctx, env.Stdin)
+	return strings.TrimSpace(line) == "yes"
+}
+
+// printEvent is one line per change as apply carries it out.
+func printEvent(env *Env, ev engine.Event) {
+	status := "done"
+	if ev.Err != nil {
+		status = "FAILED: " + ev.Err.Error()
+	}
+	fmt.Fprintf(env.Stdout, "%s: %s %s: %s (%.2fs)\n", ev.Node, engine.Symbol(ev.Change.Action), ev.Change.ID, status, ev.Duration.Seconds())
+}
+
+// reportOutcomes says, for each plan that failed, what failed and what was
+// not done; done counts the changes made. failed is also true when a
+// failure left later plans out.
+func reportOutcomes(env *Env, plans []*engine.Plan, outcomes []*engine.Outcome) (done int, failed bool) {
 	for i, o := range outcomes {
 		for _, ids := range o.Done {
 			done += len(ids)
@@ -99,7 +125,7 @@ func runApply(env *Env, args []string) int {
 			continue
 		}
 		failed = true
-		p := s.Plans[i]
+		p := plans[i]
 		fmt.Fprintf(env.Stderr, "\nhastack apply: cluster %s: %v\n", p.Cluster, o.Err())
 		for _, n := range p.Nodes {
 			if err := o.Failed[n.Name]; err != nil {
@@ -111,9 +137,5 @@ func runApply(env *Env, args []string) int {
 		}
 		fmt.Fprintln(env.Stderr, "Run hastack apply again to converge: every step is idempotent.")
 	}
-	if failed || len(outcomes) < len(s.Plans) {
-		return ExitFailure
-	}
-	fmt.Fprintf(env.Stdout, "\nApply complete: %d changes on %d nodes.\n", done, total.Nodes)
-	return ExitOK
+	return done, failed || len(outcomes) < len(plans)
 }
