@@ -222,7 +222,7 @@ func Diff(r *Rendered, sys System, obs Observation, facts map[string]*Facts, sec
 
 // fingerprint covers what was rendered for the node, what apply will do
 // there (the changes, as shown) and the node's state as the driver sees it
-// (HSTS: its Redis role). It does not cover the raw facts: services rewrite
+// (its role, say). It does not cover the raw facts: services rewrite
 // lines hastack leaves alone and peers discover each other for seconds
 // after a start, so a plan saved right after an apply was refused as stale
 // although applying it would do exactly what it showed.

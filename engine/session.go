@@ -26,7 +26,7 @@ type Options struct {
 	Clusters []string
 	// AllowPartial plans (and so applies) for the nodes that could be read
 	// when others cannot be reached: for recovery only. Rollout gates still
-	// ask for a majority of all the cluster's Sentinels.
+	// decide on all the system's nodes (a majority is of them all).
 	AllowPartial bool
 	// PlanSalt is the fingerprint salt of a saved plan being applied; a
 	// new plan gets a random one.

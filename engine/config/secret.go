@@ -46,7 +46,7 @@ func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lits []string) 
 // {file: PATH} with a non-empty string. Its errors never quote v.
 func sourceOf(v cue.Value) (secret.Source, error) {
 	bad := errors.New(secretMsg)
-	v, _ = v.Default() // the schema's {env: "HASTACK_REDIS_PASSWORD"} when unset
+	v, _ = v.Default() // the schema's default source when unset
 	if v.Err() != nil || v.Kind() != cue.StructKind {
 		return secret.Source{}, bad
 	}
