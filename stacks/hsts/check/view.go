@@ -1,6 +1,8 @@
 package check
 
 import (
+	"hastack.dev/hastack/stacks/hsts"
+
 	"fmt"
 	"regexp"
 	"sort"
@@ -85,25 +87,22 @@ func (v view) named() string {
 	return ls[0] + ":" + ls[1]
 }
 
-// consensus is the primary named by most Sentinels, if more than half of
-// the nodes name it; disagree lists the other answers.
+// consensus is the primary ("ip:port") more than half of the nodes'
+// Sentinels name, by the one vote planning and rollouts use (hsts.Tally);
+// disagree says they name more than one.
 func consensus(views []view) (primary string, disagree bool) {
-	votes := map[string]int{}
+	tops := map[string]hsts.Topology{}
+	var nodes []string
 	for _, v := range views {
+		nodes = append(nodes, v.node)
 		if a := v.named(); a != "" {
-			votes[a]++
+			ip, port, _ := strings.Cut(a, ":")
+			tops[v.node] = hsts.Topology{SentinelUp: true, SentinelPrimary: ip + " " + port}
 		}
 	}
-	best := 0
-	for a, n := range votes {
-		if n > best || (n == best && a < primary) {
-			primary, best = a, n
-		}
-	}
-	if best*2 <= len(views) {
-		return "", len(votes) > 1
-	}
-	return primary, len(votes) > 1
+	vote := hsts.Tally(nodes, tops)
+	addr := vote.Majority(len(views))
+	return strings.Replace(addr, " ", ":", 1), len(vote.Votes) > 1
 }
 
 func (c *Checker) addrName(addr string) string {
