@@ -1,13 +1,13 @@
 package check
 
 import (
-	"hastack.dev/hastack/stacks/hsts"
-
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"hastack.dev/hastack/stacks/hsts"
 )
 
 // view is what one node's script printed.
