@@ -40,7 +40,7 @@ type Plan struct {
 type planJSON Plan
 
 // MarshalJSON writes Live's fields inline: {"cluster", <Live>, "phases", "nodes"}.
-func (p *Plan) MarshalJSON() ([]byte, error) {
+func (p Plan) MarshalJSON() ([]byte, error) {
 	cl, err := json.Marshal(p.Cluster)
 	if err != nil {
 		return nil, err
