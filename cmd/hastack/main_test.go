@@ -8,6 +8,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"hastack.dev/hastack/internal/cli"
+	// The fixture connector (HASTACK_CONNECTOR=fixture:DIR) for the
+	// fixture_*.txtar plans; only the test binary has it.
+	_ "hastack.dev/hastack/internal/fixture"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files inside testdata/scripts/*.txtar")
