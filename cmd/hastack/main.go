@@ -8,11 +8,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 
-	"hastack.dev/hastack/internal/cli"
-
-	// Drivers and their checks register themselves.
-	_ "hastack.dev/hastack/stacks/hsts"
-	_ "hastack.dev/hastack/stacks/hsts/check"
+	"hastack.dev/hastack/internal/cli" // with the drivers it ships (internal/cli/drivers.go)
 )
 
 func main() { os.Exit(run()) }
