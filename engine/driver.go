@@ -134,7 +134,12 @@ func Open(cl *config.Cluster) (System, error) {
 // plain is a system with no driver: its value is its stack.
 type plain struct{ cl *config.Cluster }
 
-func (p plain) Stack(*cue.Context, map[string]any) (cue.Value, error) { return p.cl.Value, nil }
+func (p plain) Stack(*cue.Context, map[string]any) (cue.Value, error) {
+	if !p.cl.Value.LookupPath(cue.ParsePath("phases")).Exists() {
+		return cue.Value{}, fmt.Errorf("it names no driver this hastack has, and lists no phases of its own: nothing to render")
+	}
+	return p.cl.Value, nil
+}
 func (plain) Guess() map[string]any                                   { return nil }
 func (plain) Needs(NodeSpec) modules.Needs                            { return modules.Needs{} }
 func (plain) Observe(map[string]*Facts) (Observation, error)          { return Observation{}, nil }
