@@ -140,9 +140,9 @@ func (p plain) Stack(*cue.Context, map[string]any) (cue.Value, error) {
 	}
 	return p.cl.Value, nil
 }
-func (plain) Guess() map[string]any                                   { return nil }
-func (plain) Needs(NodeSpec) modules.Needs                            { return modules.Needs{} }
-func (plain) Observe(map[string]*Facts) (Observation, error)          { return Observation{}, nil }
+func (plain) Guess() map[string]any                          { return nil }
+func (plain) Needs(NodeSpec) modules.Needs                   { return modules.Needs{} }
+func (plain) Observe(map[string]*Facts) (Observation, error) { return Observation{}, nil }
 func (plain) Rollout(*Plan, map[string]host.Host, secret.Secret) Rollout {
 	return nil
 }
