@@ -131,4 +131,48 @@ func TestStandins(t *testing.T) {
 			t.Errorf("redis-server still runs after stop")
 		}
 	})
+
+	// A first apply starts four units and runs askmscli for every user on
+	// every node at once: the stand-ins must not cost the lab more than the
+	// daemons they start. The node's pid namespace counts the processes.
+	t.Run("stand-ins start few processes", func(t *testing.T) {
+		out := exec1(t, l, "node3", `pids() { a=$(cat /proc/sys/kernel/ns_last_pid); "$@" >/dev/null; b=$(cat /proc/sys/kernel/ns_last_pid); echo $((b - a - 1)); }
+			systemctl stop asperanoded asperarund
+			pids systemctl start asperanoded asperarund
+			pids askmscli -i -u xfer
+			pids asconfigurator -x "set_server_data;db_primaryset,set3"
+			systemctl stop asperanoded asperarund`)
+		var start, keystore, conf int
+		if _, err := fmt.Sscan(out, &start, &keystore, &conf); err != nil {
+			t.Fatalf("%q: %v", out, err)
+		}
+		// Two daemons (setsid, setpriv, the script, its sleep), one id, one
+		// sleep of the crash check; chown, chmod, chown, mv; chmod, chown, mv.
+		if start > 10 || keystore > 6 || conf > 6 {
+			t.Errorf("processes: %d for a start of two units (want at most 10), %d for askmscli -i (6), %d for asconfigurator (6)", start, keystore, conf)
+		}
+	})
+
+	// The unit file and its drop-ins, read as systemd reads them: the last
+	// value wins, drop-ins in name order, an empty ExecReload= clears the
+	// list; one start of several units checks each, and a unit that dies
+	// at once fails the start with its log, the others still start.
+	t.Run("systemctl unit files", func(t *testing.T) {
+		out := exec1(t, l, "node3", `d=/etc/systemd/system/asperarund.service.d; mkdir -p $d
+			printf '[Service]\nUMask=0077\nUser=xfer\nExecReload=/bin/false\n' >$d/a.conf
+			printf '[Service]\nExecReload=\nExecReload=/bin/echo reloaded $MAINPID\n  User=xfer2\n' >$d/b.conf
+			systemctl start asperarund asperanoded; echo rc=$?
+			pid=$(cat /run/lab-systemd/asperarund.service.pid)
+			ps -o user= -p $pid; grep ^Umask: /proc/$pid/status
+			systemctl reload asperarund; echo rc=$?; tail -n 1 /var/log/lab/asperarund.service.log | sed "s/$pid/PID/"
+			systemctl stop asperarund asperanoded
+			printf '[Service]\nExecStart=/bin/false\n' >$d/c.conf
+			systemctl start asperanoded asperarund 2>&1 | head -n 1; echo rc=${PIPESTATUS[0]}
+			systemctl is-active asperanoded asperarund; systemctl stop asperanoded; rm -r $d`)
+		want := "rc=0\nxfer2\nUmask:\t0077\nrc=0\nreloaded PID\n" +
+			"Job for asperarund.service failed because the control process exited with error code (status 1).\nrc=1\nactive\ninactive\n"
+		if out != want {
+			t.Errorf("got:\n%s\nwant:\n%s", out, want)
+		}
+	})
 }
