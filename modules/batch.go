@@ -1,12 +1,16 @@
 package modules
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
 	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
 )
 
 // A batch is work that several resources of one node share and one command
@@ -100,4 +104,68 @@ func quoteAll(ws []string) string {
 		q[i] = Quote(w)
 	}
 	return strings.Join(q, " ")
+}
+
+// runSteps runs cmds one after the other in one exec, stopping at the first
+// that fails, as one run each would: the error is run's for that command
+// (its command line, exit code and its own output). Each exec is a session,
+// a login shell and a wrapper on the node; on a 31-node apply the saved
+// ones are seconds of the nodes' CPU. stdin is the first command's; the
+// others read nothing. Each command runs in a subshell, so an exit or a cd
+// in one ends or moves only that one.
+func runSteps(ctx context.Context, h host.Host, cmds []string, stdin []byte, sec secret.Secret) error {
+	if len(cmds) == 1 {
+		_, err := run(ctx, h, cmds[0], stdin, sec)
+		return err
+	}
+	for _, c := range cmds {
+		if strings.Contains(c, "@@hastack:") {
+			return fmt.Errorf("hastack bug: a secret placeholder in a command line")
+		}
+	}
+	var b strings.Builder
+	for i, c := range cmds {
+		if i > 0 {
+			// A mark on both streams: what follows is this step's output.
+			fmt.Fprintf(&b, "printf '\\n%s%d\\n'; printf '\\n%s%d\\n' >&2\n", stepMark, i, stepMark, i)
+		}
+		in := ""
+		if i > 0 {
+			in = " </dev/null"
+		}
+		fmt.Fprintf(&b, "(\n%s\n)%s || exit $?\n", c, in)
+	}
+	res, err := run(ctx, h, b.String(), stdin, sec)
+	if err == nil || res.Code == 0 {
+		return err
+	}
+	i, stderr := lastStep(res.Stderr)
+	_, stdout := lastStep(res.Stdout)
+	if i >= len(cmds) {
+		i = len(cmds) - 1
+	}
+	msg := strings.TrimSpace(string(stderr))
+	if msg == "" {
+		msg = strings.TrimSpace(string(stdout))
+	}
+	return fmt.Errorf("%s: exit %d: %s", secret.Mask(cmds[i]), res.Code, clip(mask(msg, sec)))
+}
+
+const stepMark = "hastack-step "
+
+// lastStep finds the last step mark in out: that step's number and its
+// output after the mark (step 0 and all of out when there is none).
+func lastStep(out []byte) (int, []byte) {
+	out = append([]byte{'\n'}, out...)
+	at := bytes.LastIndex(out, []byte("\n"+stepMark))
+	if at < 0 {
+		return 0, out[1:]
+	}
+	rest := out[at+1+len(stepMark):]
+	line, after, _ := bytes.Cut(rest, []byte("\n"))
+	n, err := strconv.Atoi(string(line))
+	if err != nil || n < 0 {
+		return 0, out[1:]
+	}
+	return n, after
 }

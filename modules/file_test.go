@@ -1,9 +1,13 @@
 package modules
 
 import (
+	"context"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
+	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
 )
 
@@ -77,3 +81,53 @@ func TestMaskConfDiffSecretLines(t *testing.T) {
 		t.Errorf("diff:\n%s", c.Diff)
 	}
 }
+
+// dirlessHost is a node where a write fails until its directory was made
+// by "mkdir -p".
+type dirlessHost struct {
+	recorder
+	made  bool
+	tries int
+}
+
+func (d *dirlessHost) Run(ctx context.Context, cmd string, stdin io.Reader) (host.Result, error) {
+	d.made = d.made || strings.HasPrefix(cmd, "mkdir -p ")
+	return d.recorder.Run(ctx, cmd, stdin)
+}
+
+func (d *dirlessHost) WriteFile(ctx context.Context, f host.File) error {
+	d.tries++
+	if !d.made {
+		return os.ErrNotExist
+	}
+	return d.recorder.WriteFile(ctx, f)
+}
+
+// A file whose directory exists costs no exec; a missing directory is made
+// and the write tried again.
+func TestWriteFileMkdirOnlyWhenMissing(t *testing.T) {
+	f := host.File{Path: "/etc/app.d/x.conf", Data: []byte("x\n"), Mode: 0o644}
+	h := &recorder{}
+	if err := writeFile(context.Background(), h, f); err != nil || len(h.cmds) != 0 || len(h.writes) != 1 {
+		t.Errorf("existing dir: error %v, execs %q, %d writes; want one write, no exec", err, h.cmds, len(h.writes))
+	}
+	d := &dirlessHost{}
+	if err := writeFile(context.Background(), d, f); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.cmds) != 1 || d.cmds[0] != "mkdir -p /etc/app.d" || d.tries != 2 || len(d.writes) != 1 {
+		t.Errorf("missing dir: execs %q, %d tries, %d writes; want the mkdir, then the write again", d.cmds, d.tries, len(d.writes))
+	}
+	// A mkdir that fails is the error, as before the write.
+	fail := &failingHost{code: 1, stderr: "mkdir: cannot create directory '/etc/app.d': Not a directory\n"}
+	fail.recorder = recorder{}
+	err := writeFile(context.Background(), &failWrites{fail}, f)
+	if err == nil || !strings.Contains(err.Error(), "mkdir -p /etc/app.d: exit 1: mkdir: cannot create") {
+		t.Errorf("error %v", err)
+	}
+}
+
+// failWrites fails every write and every command.
+type failWrites struct{ *failingHost }
+
+func (failWrites) WriteFile(context.Context, host.File) error { return os.ErrPermission }

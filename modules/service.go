@@ -2,6 +2,7 @@ package modules
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"hastack.dev/hastack/internal/host"
@@ -92,14 +93,11 @@ func (serviceModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	if !restart && act != Start {
 		c.Reason = ""
 	}
+	// One exec for the unit's commands and the marker: a fresh node's
+	// start phase is mostly these.
+	steps := append(slices.Clip(cmds), "rm -f "+PendingDir+"/"+Quote(u))
 	c.apply = func(ctx context.Context, h host.Host) error {
-		for _, cmd := range cmds {
-			if _, err := run(ctx, h, cmd, nil, secret.Secret{}); err != nil {
-				return err
-			}
-		}
-		_, err := run(ctx, h, "rm -f "+PendingDir+"/"+Quote(u), nil, secret.Secret{})
-		return err
+		return runSteps(ctx, h, steps, nil, secret.Secret{})
 	}
 	return c, nil
 }
