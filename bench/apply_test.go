@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"hastack.dev/hastack/engine"
-	"hastack.dev/hastack/engine/check"
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/lab"
 	"hastack.dev/hastack/internal/sshconn"
+	"hastack.dev/hastack/stacks/hsts"
+	"hastack.dev/hastack/stacks/hsts/check"
 )
 
 // The first apply of a fresh cluster, as `hastack apply -auto-approve`
@@ -91,7 +92,11 @@ func checkAfterApply(b *testing.B, dir string, opts engine.Options) (int, time.D
 			h.Close()
 		}
 	}()
-	c := &check.Checker{Cluster: cl, Hosts: hosts, Secret: sec}
+	hc, err := hsts.Decode(cl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &check.Checker{Cluster: hc, Hosts: hosts, Secret: sec}
 	start := time.Now()
 	first := c.Health(ctx)
 	if f := first.Failed(); len(f) > 0 {
@@ -108,27 +113,33 @@ func checkAfterApply(b *testing.B, dir string, opts engine.Options) (int, time.D
 type phaseTimes struct {
 	mu         sync.Mutex
 	first, end map[int]time.Time
+	slowest    map[int]engine.Event // the phase's longest change
 }
 
 func (p *phaseTimes) add(e engine.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.first == nil {
-		p.first, p.end = map[int]time.Time{}, map[int]time.Time{}
+		p.first, p.end, p.slowest = map[int]time.Time{}, map[int]time.Time{}, map[int]engine.Event{}
 	}
 	ph, now := e.Change.Phase, time.Now()
 	if _, ok := p.first[ph]; !ok {
 		p.first[ph] = now.Add(-e.Duration)
 	}
 	p.end[ph] = now
+	if e.Duration > p.slowest[ph].Duration {
+		p.slowest[ph] = e
+	}
 }
 
-// String is one line per phase that changed something: its wall time.
+// String is one line per phase that changed something: its wall time and
+// its slowest change.
 func (p *phaseTimes) String(phases []engine.Phase) string {
 	var b strings.Builder
 	for i, ph := range phases {
 		if t, ok := p.first[i]; ok {
-			fmt.Fprintf(&b, "  %5.2fs  phase %d: %s\n", p.end[i].Sub(t).Seconds(), i+1, ph.Name)
+			e := p.slowest[i]
+			fmt.Fprintf(&b, "  %5.2fs  phase %d: %s (slowest: %s %s, %.2fs)\n", p.end[i].Sub(t).Seconds(), i+1, ph.Name, e.Node, e.Change.ID, e.Duration.Seconds())
 		}
 	}
 	return b.String()
