@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"time"
 )
 
 // LocalDir is where this user's local locks live: ~/.cache/hastack/locks
@@ -58,13 +59,24 @@ func TryLocal(path string, h Holder) (*Local, error) {
 		f.Close()
 		return nil, fmt.Errorf("local lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		defer f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			b, _ := io.ReadAll(io.LimitReader(f, 4<<10))
+	// The holder takes the lock before it writes its details: a busy lock
+	// whose file is still empty (or half written) is looked at again a
+	// few times, and taken if it was let go meanwhile.
+	for try := 0; ; try++ {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("local lock %s: %w", path, err)
+		}
+		b, _ := io.ReadAll(io.NewSectionReader(f, 0, 4<<10))
+		if written(b) || try >= holderTries {
+			f.Close()
 			return nil, &HeldError{Where: "this machine (" + path + ")", Holder: parseHolder(string(b))}
 		}
-		return nil, fmt.Errorf("local lock %s: %w", path, err)
+		holderWait()
 	}
 	// Ours now: say who holds it, for the next run that is refused.
 	if err := f.Truncate(0); err == nil {
@@ -72,6 +84,14 @@ func TryLocal(path string, h Holder) (*Local, error) {
 	}
 	return &Local{f: f}, nil
 }
+
+// holderWait is the pause before a refused run looks again for the
+// holder's details (a variable so a test can write them meanwhile).
+var holderWait = func() { time.Sleep(50 * time.Millisecond) }
+
+// written reports whether b is a whole holder file: encode ends it with a
+// newline.
+func written(b []byte) bool { return len(b) > 0 && b[len(b)-1] == '\n' }
 
 // Release empties the file and drops the lock.
 func (l *Local) Release() error {

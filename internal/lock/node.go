@@ -19,6 +19,11 @@ const NodeDir = "/var/lib/hastack"
 // busyCode is flock -E's exit status when another run holds the lock.
 const busyCode = 75
 
+// holderTries bounds how often a refused run looks again, 50 ms apart,
+// for the details of a holder that has just taken the lock and not yet
+// written them (about 2 s).
+const holderTries = 40
+
 // heldMark is the line the node prints once the lock is ours and the
 // holder file written.
 const heldMark = "hastack-lock: held"
@@ -26,7 +31,9 @@ const heldMark = "hastack-lock: held"
 // nodeScript readies dir, waits for a "go" line on stdin (so a node can
 // get ready before its turn in the lock order), then takes the lock and
 // holds it while its stdin stays open; when the lock is busy it prints the
-// holder's file and exits busyCode. It runs under sudo -n when the login
+// holder's file and exits busyCode. The holder takes the lock before it
+// writes that file, so a busy lock with no file yet is looked at again,
+// and taken if it was let go meanwhile. It runs under sudo -n when the login
 // user is not root (host.Host.Run's rule), so dir is root's. Values are
 // quoted: none becomes a command.
 //
@@ -42,11 +49,19 @@ fi
 chmod 700 "$d" || exit 70
 command -v flock >/dev/null 2>&1 || { echo "flock(1) is not installed (Debian package util-linux)" >&2; exit 70; }
 read -r go || exit 0
-flock -n -E %d "$d/lock" sh -c 'printf "%%s" "$1" >"$2.tmp" && mv -f "$2.tmp" "$2" && echo "$3" && cat >/dev/null; rm -f "$2"' sh %s "$d/lock.holder" %s
-rc=$?
-if [ "$rc" = %d ]; then head -c 4096 "$d/lock.holder" 2>/dev/null; fi
-exit "$rc"
-`, sshconn.ShellQuote(dir), busyCode, sshconn.ShellQuote(h.encode()), sshconn.ShellQuote(heldMark), busyCode)
+i=0
+while :; do
+	flock -n -E %d "$d/lock" sh -c 'printf "%%s" "$1" >"$2.tmp" && mv -f "$2.tmp" "$2" && echo "$3" && cat >/dev/null; rm -f "$2"' sh %s "$d/lock.holder" %s
+	rc=$?
+	[ "$rc" = %d ] || exit "$rc"
+	# Busy. Its holder writes its details just after it takes the lock:
+	# give it a moment (%d tries) rather than name "an unknown run".
+	if [ -s "$d/lock.holder" ] || [ "$i" -ge %d ]; then
+		head -c 4096 "$d/lock.holder" 2>/dev/null; exit "$rc"
+	fi
+	i=$((i+1)); sleep 0.05 2>/dev/null || sleep 1
+done
+`, sshconn.ShellQuote(dir), busyCode, sshconn.ShellQuote(h.encode()), sshconn.ShellQuote(heldMark), busyCode, holderTries, holderTries)
 }
 
 // Node is a lock held on one node, for as long as its command runs.
