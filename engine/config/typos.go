@@ -16,7 +16,7 @@ import (
 // asks the clean schema instead, whatever else is wrong with v. It follows
 // the schema's shape (struct or list): an erroneous v still lists its fields.
 func (pl placer) unknownFields(v, schema cue.Value, at cue.Path) Problems {
-	w := typoWalk{pl: pl, chosen: map[string]cue.Value{}}
+	w := typoWalk{pl: pl, chosen: map[string]cue.Value{}, infos: map[cue.Value]*schemaInfo{}}
 	return w.walk(v, schema, at)
 }
 
@@ -27,32 +27,85 @@ type typoWalk struct {
 	// the schema's path and the selectors' values: a thousand resources
 	// of three kinds fill the schema three times.
 	chosen map[string]cue.Value
+	// infos holds what the walk asks of each schema value: a thousand
+	// nodes share one element schema, asked once (it was half of a
+	// 1,001-node vet).
+	infos map[cue.Value]*schemaInfo
+}
+
+// schemaInfo is what the walk reads of one schema value.
+type schemaInfo struct {
+	incomplete bool // its shape depends on v's values (spec: #Specs[kind])
+	kind       cue.Kind
+	known      []string       // its declared fields, sorted (structs)
+	pattern    bool           // a pattern constraint covers every name (structs)
+	inputs     bool           // undeclared fields are the stack's inputs (structs)
+	selects    []cue.Selector // nil: the schema lists no fields (an error alone)
+	elem       cue.Value      // the element schema (lists)
+	fields     map[string]fieldInfo
+}
+
+type fieldInfo struct {
+	schema cue.Value
+	bad    bool // the field's schema is an error alone: it needs choose
+}
+
+func (w *typoWalk) info(schema cue.Value) *schemaInfo {
+	if in, ok := w.infos[schema]; ok {
+		return in
+	}
+	in := &schemaInfo{
+		incomplete: schema.IncompleteKind() == cue.BottomKind || schema.Err() != nil,
+		kind:       schema.IncompleteKind(),
+		fields:     map[string]fieldInfo{},
+	}
+	switch in.kind {
+	case cue.StructKind:
+		in.known, in.selects = fieldNames(schema)
+		in.pattern, in.inputs = hasPattern(schema), hasInputs(schema)
+	case cue.ListKind:
+		in.elem = schema.LookupPath(cue.MakePath(cue.AnyIndex))
+	}
+	w.infos[schema] = in
+	return in
+}
+
+// field returns the schema of field sel of schema (described by in).
+func (in *schemaInfo) field(schema cue.Value, sel cue.Selector) fieldInfo {
+	k := sel.String()
+	f, ok := in.fields[k]
+	if !ok {
+		f.schema = schemaField(schema, sel)
+		f.bad = f.schema.Err() != nil
+		in.fields[k] = f
+	}
+	return f
 }
 
 func (w *typoWalk) walk(v, schema cue.Value, at cue.Path) Problems {
 	var out Problems
-	if schema.IncompleteKind() == cue.BottomKind || schema.Err() != nil {
+	in := w.info(schema)
+	if in.incomplete {
 		// A schema whose shape depends on v's own values (a resource's
 		// kind picks its spec: spec: #Specs[kind]) is incomplete alone:
 		// ask it again with them.
-		schema = w.choose(schema, v)
+		schema = w.choose(schema, in, v)
+		in = w.info(schema)
 	}
-	switch schema.IncompleteKind() {
+	switch in.kind {
 	case cue.StructKind:
 		it, err := v.Fields()
 		if err != nil {
 			return nil
 		}
-		known, pattern := fieldNames(schema), hasPattern(schema)
-		inputs := hasInputs(schema)
 		for it.Next() {
 			sel := it.Selector()
 			path := cue.MakePath(append(at.Selectors(), sel)...)
-			if !declared(known, pattern, sel) {
-				if inputs && !w.pl.misspelt(sel, known, v) {
+			if !declared(in.known, in.pattern, sel) {
+				if in.inputs && !w.pl.misspelt(sel, in.known, v) {
 					continue // the stack's own input: it has no schema here
 				}
-				p := Problem{Path: path.String(), Msg: unknownMsg(sel, known)}
+				p := Problem{Path: path.String(), Msg: unknownMsg(sel, in.known)}
 				if pos, ok := w.pl.firstUser(valuePositions(it.Value())); ok {
 					w.pl.set(&p, pos)
 				}
@@ -62,16 +115,16 @@ func (w *typoWalk) walk(v, schema cue.Value, at cue.Path) Problems {
 			if sel.String() == "secret" || sel.String() == "previousSecret" {
 				continue // any shape is checked by secretProblems, never printed
 			}
-			fs := schemaField(schema, sel)
-			if fs.Err() != nil {
+			fs := in.field(schema, sel)
+			if fs.bad {
 				// The field's schema depends on a sibling (spec: #Specs[kind]).
-				fs = schemaField(w.choose(schema, v), sel)
+				chosen := w.choose(schema, in, v)
+				fs = w.info(chosen).field(chosen, sel)
 			}
-			out = append(out, w.walk(it.Value(), fs, path)...)
+			out = append(out, w.walk(it.Value(), fs.schema, path)...)
 		}
 	case cue.ListKind:
-		elem := schema.LookupPath(cue.MakePath(cue.AnyIndex))
-		if !elem.Exists() {
+		if !in.elem.Exists() {
 			return nil
 		}
 		// By index, not v.List(): a list with one bad element (a resource
@@ -84,7 +137,7 @@ func (w *typoWalk) walk(v, schema cue.Value, at cue.Path) Problems {
 				break
 			}
 			path := cue.MakePath(append(at.Selectors(), sel)...)
-			out = append(out, w.walk(ev, elem, path)...)
+			out = append(out, w.walk(ev, in.elem, path)...)
 		}
 	}
 	return out
@@ -94,25 +147,35 @@ func (w *typoWalk) walk(v, schema cue.Value, at cue.Path) Problems {
 // @hastack(select) (a resource's kind), so that a part of the schema
 // chosen by them (spec: #Specs[kind]) resolves. A value that does not fit
 // is left out: CUE reports it.
-func (w *typoWalk) choose(schema, v cue.Value) cue.Value {
-	it, err := v.Fields()
-	if err != nil {
-		return schema
-	}
+func (w *typoWalk) choose(schema cue.Value, in *schemaInfo, v cue.Value) cue.Value {
 	key := schema.Path().String()
 	var sels []cue.Selector
 	var vals []cue.Value
-	for it.Next() {
-		f := it.Value()
-		if a := f.Attribute("hastack"); a.Err() != nil || a.Contents() != "select" {
-			continue
+	add := func(sel cue.Selector, f cue.Value) {
+		if s, err := f.String(); err == nil {
+			key += "\x00" + s
+			sels, vals = append(sels, sel), append(vals, f)
 		}
-		s, err := f.String()
-		if err != nil {
-			continue
+	}
+	if in.selects != nil {
+		// The selectors the schema declares: a lookup each, not a walk of
+		// v's fields.
+		for _, sel := range in.selects {
+			if f := v.LookupPath(cue.MakePath(sel)); f.Exists() {
+				add(sel, f)
+			}
 		}
-		key += "\x00" + s
-		sels, vals = append(sels, it.Selector()), append(vals, f)
+	} else if it, err := v.Fields(); err == nil {
+		// A schema that is an error alone lists no fields: v's own carry
+		// the schema's attributes. Found once, they are the schema's.
+		for it.Next() {
+			if a := it.Value().Attribute("hastack"); a.Err() == nil && a.Contents() == "select" {
+				add(it.Selector(), it.Value())
+			}
+		}
+		if len(sels) > 0 {
+			in.selects = sels
+		}
 	}
 	if len(sels) == 0 {
 		return schema
@@ -227,14 +290,18 @@ func distance(a, b string) int {
 }
 
 // fieldNames lists the regular, optional and required fields schema declares,
-// sorted.
-func fieldNames(schema cue.Value) []string {
-	var names []string
+// sorted, and those it marks @hastack(select) (choose), in schema order.
+func fieldNames(schema cue.Value) (names []string, selects []cue.Selector) {
 	if it, err := schema.Fields(cue.Optional(true)); err == nil {
+		selects = []cue.Selector{} // listed: none is not unknown
 		for it.Next() {
-			names = append(names, it.Selector().Unquoted())
+			sel := it.Selector()
+			names = append(names, sel.Unquoted())
+			if a := it.Value().Attribute("hastack"); a.Err() == nil && a.Contents() == "select" {
+				selects = append(selects, cue.Str(sel.Unquoted()))
+			}
 		}
 	}
 	sort.Strings(names)
-	return names
+	return names, selects
 }
