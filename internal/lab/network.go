@@ -18,7 +18,7 @@ import (
 // newLab lays out names and addresses, all from the lab's name (checked
 // by ValidName) and node count, never from a file: the lab dir, the
 // namespaces, and a /24 per lab, 10.213.<k>.0/24 with k from the name;
-// controller .1, node i at .10+i (so at most 200 nodes). Nothing routes
+// controller .1, node i at .10+i (so at most MaxNodes). Nothing routes
 // between labs, so two labs with the same k do not clash.
 //
 // A node's namespace is hl-NAME.nodeI: '.' cannot occur in a name, so no

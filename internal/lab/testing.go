@@ -25,7 +25,8 @@ func Start(t testing.TB, nodes int) *Lab {
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%s/%d", t.Name(), os.Getpid())
 	name := fmt.Sprintf("t%08x", h.Sum32())
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// 90 s for a few nodes; a 201-node lab boots 201 sshds on two cores.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second+time.Duration(nodes)*time.Second/2)
 	defer cancel()
 	l, err := Up(ctx, Options{Name: name, Nodes: nodes})
 	if err != nil {
