@@ -77,6 +77,9 @@ func (l *Lab) prepareNode(n *Node) error {
 	if err := os.WriteFile(filepath.Join(n.Dir, "run/lab/sshd_config"), fmt.Appendf(nil, sshdConfig, n.Name), 0o644); err != nil {
 		return err
 	}
+	if err := installHostUnits(n); err != nil {
+		return err
+	}
 	return l.installStandins(n)
 }
 
