@@ -113,7 +113,9 @@ func TestDiffWatchDecisions(t *testing.T) {
 			nf.Files["/etc/app.conf"].Data = []byte("old\n")
 			nf.Units["app"] = modules.UnitState{Active: "inactive", Enabled: "enabled"}
 		}, []string{"file:conf update", "service:app start (file:conf changed)"}},
-		{"web disabled", func(nf *modules.NodeFacts) { nf.Units["web"] = modules.UnitState{Active: "active", Enabled: "disabled"} },
+		{"web disabled", func(nf *modules.NodeFacts) {
+			nf.Units["web"] = modules.UnitState{Active: "active", Enabled: "disabled"}
+		},
 			[]string{"service:web enable"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

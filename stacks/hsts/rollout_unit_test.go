@@ -227,8 +227,8 @@ func TestRolloutSwitchover(t *testing.T) {
 		node    string
 		changes []*engine.ResourceChange
 	}{
-		{"n2", restart("service:redis")},                      // a replica
-		{"n1", restart("service:sentinel")},                   // not the failover unit
+		{"n2", restart("service:redis")},    // a replica
+		{"n1", restart("service:sentinel")}, // not the failover unit
 		{"n1", []*engine.ResourceChange{{ID: "service:redis", Change: &modules.Change{Action: modules.Start}}}}, // not a restart
 	} {
 		if err := r.Before(ctx, tc.node, 0, tc.changes, collect(&evs)); err != nil {
