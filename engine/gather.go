@@ -28,17 +28,22 @@ type Facts struct {
 // gatherNode runs n's fact script, one exec, and reads the driver's extra
 // needs beside it.
 func gatherNode(ctx context.Context, n NodeSpec, needs modules.Needs, h host.Host, sec secret.Secret) (*Facts, error) {
-	// Services the driver asks about are read over TCP from the node while
-	// the script runs when the connector can, else by the script.
-	d, direct := h.(host.Dialer)
-	if direct && (needs.Sentinel != nil || needs.Redis != "") {
-		dn := needs
-		dn.Direct = true
-		f, err := gatherWith(ctx, n, h, sec, dn, func(nf *modules.NodeFacts) error {
-			return nf.ReadRedis(ctx, d, needs.Sentinel, needs.Redis, sec)
-		})
-		if !errors.Is(err, modules.ErrNoForwarding) {
-			return f, err
+	// Kinds of facts that can be read over TCP from the node are, while the
+	// script runs, when the connector can; else by the script.
+	if d, ok := h.(host.Dialer); ok {
+		direct, err := modules.DirectNeeds(n.Resources, needs)
+		if err != nil {
+			return nil, err
+		}
+		if len(direct) > 0 {
+			dn := needs
+			dn.Direct = true
+			f, err := gatherWith(ctx, n, h, sec, dn, func() (*modules.NodeFacts, error) {
+				return modules.ReadDirect(ctx, d, direct, sec)
+			})
+			if !errors.Is(err, modules.ErrNoForwarding) {
+				return f, err
+			}
 		}
 	}
 	return gatherWith(ctx, n, h, sec, needs, nil)
@@ -46,7 +51,7 @@ func gatherNode(ctx context.Context, n NodeSpec, needs modules.Needs, h host.Hos
 
 // gatherWith runs n's fact script, asking also for extra, and alongside it
 // read (when not nil), which completes the shared facts.
-func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret, extra modules.Needs, read func(*modules.NodeFacts) error) (*Facts, error) {
+func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret, extra modules.Needs, read func() (*modules.NodeFacts, error)) (*Facts, error) {
 	probes, err := probesOf(n.Resources)
 	if err != nil {
 		return nil, err
@@ -55,10 +60,14 @@ func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret,
 	if err != nil {
 		return nil, err
 	}
-	side := &modules.NodeFacts{}
+	var side *modules.NodeFacts
 	readErr := make(chan error, 1)
 	if read != nil {
-		go func() { readErr <- read(side) }()
+		go func() {
+			var err error
+			side, err = read()
+			readErr <- err
+		}()
 	} else {
 		readErr <- nil
 	}
@@ -83,8 +92,8 @@ func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret,
 	if err != nil {
 		return nil, fmt.Errorf("reading facts: %w", err)
 	}
-	if read != nil {
-		nf.Sentinel, nf.Redis = side.Sentinel, side.Redis
+	if side != nil {
+		nf.Merge(side)
 	}
 	return &Facts{Node: n.Name, Shared: nf, Resources: own, probes: probes}, nil
 }

@@ -32,9 +32,10 @@ type commandSpec struct {
 	// Display is what the plan shows instead of Cmd and Stdin (for a
 	// script on stdin).
 	Display string `json:"display,omitempty"`
-	// Redis puts RedisPrelude before Stdin: a script that talks to Redis
-	// or Sentinel with the password (Cmd is then "sh -s").
-	Redis bool `json:"redis,omitempty"`
+	// Prelude names a registered prelude (RegisterPrelude) to put before
+	// Stdin: a product's client functions for a script that talks to its
+	// servers with the password (Cmd is then "sh -s").
+	Prelude string `json:"prelude,omitempty"`
 }
 
 type commandModule struct{}
@@ -77,7 +78,15 @@ func (commandModule) Probe(r *Resource) (Probe, error) {
 	if len(s.UnlessSame) != 0 && len(s.UnlessSame) != 2 {
 		return Probe{}, fmt.Errorf("%s: unlessSame names two files, not %d", r.ID, len(s.UnlessSame))
 	}
-	return Probe{Script: b.String(), Needs: Needs{Files: s.UnlessSame}}, nil
+	p := Probe{Script: b.String(), Needs: Needs{Files: s.UnlessSame}}
+	if s.Prelude != "" {
+		if _, ok := preludeTexts[s.Prelude]; !ok {
+			return Probe{}, fmt.Errorf("%s: unknown prelude %q", r.ID, s.Prelude)
+		}
+		// Its guards may use the prelude's functions and variables too.
+		p.Preludes = []string{s.Prelude}
+	}
+	return p, nil
 }
 
 func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
@@ -139,8 +148,8 @@ func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
 		c.Reason = strings.Join(env.Triggered, ", ") + " changed"
 	}
 	var stdin []byte
-	if s.Redis {
-		s.Stdin = RedisPrelude + s.Stdin
+	if s.Prelude != "" {
+		s.Stdin = Prelude(s.Prelude) + s.Stdin // Probe refused an unknown one
 	}
 	if s.Stdin != "" {
 		stdin = secret.Fill([]byte(s.Stdin), env.Secret)

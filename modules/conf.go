@@ -9,11 +9,12 @@ import (
 	"hastack.dev/hastack/internal/secret"
 )
 
-// confSpec is a Redis or Sentinel config file in which hastack owns some
-// directives and leaves every other line alone: Redis and Sentinel rewrite
-// their own files at run time (replicaof, sentinel myid, epochs, known-*
-// lines, the monitor address), and a tool that templates the whole file
-// reverts a failover. Owned directives are matched by their leading tokens.
+// confSpec is a "key value" config file in which hastack owns some
+// directives and leaves every other line alone: some servers rewrite their
+// own files at run time (replication sources, ids, epochs, known peers,
+// monitored addresses), and a tool that
+// templates the whole file reverts a failover. Owned directives are
+// matched by their leading tokens.
 type confSpec struct {
 	Path       string      `json:"path"`
 	Owner      string      `json:"owner"`
@@ -21,9 +22,9 @@ type confSpec struct {
 	Mode       string      `json:"mode"`
 	Header     []string    `json:"header"` // comment lines of a new file
 	Directives []directive `json:"directives"`
-	// Live, when set, is how a changed directive is applied to the running
-	// server without a restart: "redis" (CONFIG SET) or "sentinel"
-	// (SENTINEL SET / SENTINEL CONFIG SET). Addr is "ip port".
+	// Live, when set, names how a changed directive is applied to the
+	// running server without a restart: a LiveApplier a product module
+	// registered (RegisterLive). LiveAddr is the server's "ip port".
 	Live     string `json:"live,omitempty"`
 	LiveAddr string `json:"liveAddr,omitempty"`
 	// Partial says another resource creates the file: this one only edits
@@ -32,7 +33,7 @@ type confSpec struct {
 }
 
 type directive struct {
-	Key     string `json:"key"`   // identity, e.g. "sentinel monitor myprimary"
+	Key     string `json:"key"`   // identity: the line's leading words, e.g. "save"
 	Value   string `json:"value"` // wanted arguments
 	Comment string `json:"comment,omitempty"`
 	// Keep lists argument positions the server rewrites at run time: an
@@ -41,17 +42,33 @@ type directive struct {
 	Keep    []int `json:"keep,omitempty"`
 	Runtime bool  `json:"runtime,omitempty"`
 	Absent  bool  `json:"absent,omitempty"` // the directive must not be there
-	// Multi: Redis writes one line per group of arguments (CONFIG REWRITE
+	// Multi: the server writes one line per group of arguments (as CONFIG REWRITE
 	// splits "save 900 1 60 10000" into two lines); compare them joined.
 	Multi   bool   `json:"multi,omitempty"`
-	LiveSet string `json:"liveSet,omitempty"` // command that sets it at run time, e.g. "SENTINEL SET myprimary quorum"
+	LiveSet string `json:"liveSet,omitempty"` // command that sets it at run time, e.g. "CONFIG SET maxmemory"
 	// LiveArg, with LiveSet, is the one argument position the live command
-	// can change (quorum in "sentinel monitor"); a change elsewhere on the
-	// line needs a restart.
+	// can change (a quorum among a monitor line's arguments); a change
+	// elsewhere on the line needs a restart.
 	LiveArg *int `json:"liveArg,omitempty"`
 }
 
 type confModule struct{}
+
+// A LiveApplier applies a changed config line to a running server, the
+// protocol a product module registers by name (conf's live field).
+type LiveApplier interface {
+	// Up says, from the node's facts, whether the server at addr runs: a
+	// stopped one reads its file when it starts.
+	Up(nf *NodeFacts, addr string) bool
+	// Set sends one live command (it may carry a password: never on a
+	// command line) to the server at addr.
+	Set(ctx context.Context, h host.Host, addr, cmd string, sec secret.Secret) error
+}
+
+var liveAppliers = map[string]LiveApplier{}
+
+// RegisterLive registers a live applier (from a product module's init).
+func RegisterLive(name string, l LiveApplier) { liveAppliers[name] = l }
 
 func init() { register("conf", confModule{}) }
 
@@ -59,6 +76,9 @@ func (confModule) Probe(r *Resource) (Probe, error) {
 	var s confSpec
 	if err := decodeSpec(r, &s); err != nil {
 		return Probe{}, err
+	}
+	if _, ok := liveAppliers[s.Live]; s.Live != "" && !ok {
+		return Probe{}, fmt.Errorf("%s: unknown live applier %q", r.ID, s.Live)
 	}
 	return Probe{Needs: Needs{Files: []string{s.Path}}}, nil
 }
@@ -92,7 +112,8 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	metaOnly := c.Live
 	// Live only when that server runs: a stopped one reads the file when
 	// it starts, and CONFIG SET on it would fail every run.
-	serverUp := (s.Live == "redis" && f.Node.Redis.State == "up") || (s.Live == "sentinel" && f.Node.Sentinel.State == "up")
+	applier := liveAppliers[s.Live]
+	serverUp := applier != nil && applier.Up(f.Node, s.LiveAddr)
 	if c.Action == Update && serverUp && len(live) > 0 && !metaOnly {
 		// Every changed line can be set at run time: do that, then write
 		// the file, and tell watchers no restart is needed.
@@ -109,15 +130,15 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	sec := env.Secret
 	c.apply = func(ctx context.Context, h host.Host) error {
 		for _, l := range live {
-			if err := liveSet(ctx, h, s.Live, s.LiveAddr, l, sec); err != nil {
+			if err := applier.Set(ctx, h, s.LiveAddr, l, sec); err != nil {
 				return err
 			}
 		}
 		if have == nil {
 			return writeFile(ctx, h, file)
 		}
-		// Redis and Sentinel may have rewritten the file since the facts
-		// were read (a SENTINEL SET above does): merge into what is there
+		// The server may have rewritten the file since the facts were
+		// read (a live set above may do): merge into what is there
 		// now, so none of their lines is lost. The service user owns the
 		// file and can swap it for a link at any time: read it without
 		// following one.
@@ -133,21 +154,6 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		return writeFile(ctx, h, file)
 	}
 	return c, nil
-}
-
-// liveSet sends one command to the local Redis or Sentinel.
-// The command goes on redis-cli's stdin (redism), never on a command line:
-// it may carry a password (masterauth, auth-pass, ACL SETUSER).
-func liveSet(ctx context.Context, h host.Host, kind, addr, cmd string, sec secret.Secret) error {
-	ip, port, _ := strings.Cut(addr, " ")
-	res, err := runRedis(ctx, h, fmt.Sprintf("redism %s %s %s\n", Quote(ip), Quote(port), Quote(cmd)), sec)
-	if err != nil {
-		return err
-	}
-	if out := strings.TrimSpace(string(res.Stdout)); out != "OK" {
-		return fmt.Errorf("%s: %s", mask(cmd, sec), mask(out, sec))
-	}
-	return nil
 }
 
 func renderConf(s confSpec) string {
@@ -275,7 +281,7 @@ func mergeConf(old string, ds []directive) (string, []string) {
 	return b.String(), live
 }
 
-// tokenize splits a config line the way Redis does (sdssplitargs): spaces
+// tokenize splits a config line the usual way (sdssplitargs): spaces
 // separate, "..." and '...' quote. A comment line gives no tokens.
 func tokenize(line string) []string {
 	line = strings.TrimSpace(line)

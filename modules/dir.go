@@ -11,12 +11,11 @@ import (
 )
 
 // dirSpec is a directory that must exist with an owner, a group and
-// (optionally) a mode. Redis and Sentinel rewrite their config files
+// (optionally) a mode. Servers that rewrite their own config files do so
 // through a temporary file in the same directory: if the service user
-// cannot write there, Sentinel cannot save its myid, and every restart
-// leaves a phantom Sentinel behind (003 only chowns the files). The stack
-// keeps that directory root's, group-writable and sticky (see
-// nodepaths.go).
+// cannot write there, the server cannot save what it learned at run time
+// (the id it was given at its first start). A stack keeps such a directory
+// root's, group-writable and sticky (see nodepaths.go).
 type dirSpec struct {
 	Path  string `json:"path"`
 	Owner string `json:"owner"`

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -26,24 +25,20 @@ type Probe struct {
 // one command per node, however many resources ask: process starts are most
 // of what a plan costs on a node.
 type Needs struct {
-	Files    []string    // whole files, with mode and owner (one tar)
-	Dirs     []string    // directories' mode and owner (the same tar)
-	Units    []string    // systemd units (one systemctl show)
-	Iptables bool        // the filter table (one iptables-save)
-	Sentinel *SentinelAt // the node's Sentinel (one redis-cli, or ReadRedis)
-	Redis    string      // "ip port" of the node's Redis (likewise)
-	// Direct leaves Sentinel and Redis out of the fact script: the caller
-	// reads them with ReadRedis, from the node, while the script runs.
-	Direct bool
-	// Shared asks facts of a kind a module registered (registerFact), by
+	Files    []string // whole files, with mode and owner (one tar)
+	Dirs     []string // directories' mode and owner (the same tar)
+	Units    []string // systemd units (one systemctl show)
+	Iptables bool     // the filter table (one iptables-save)
+	// Shared asks facts of a kind a module registered (RegisterFact), by
 	// kind: the keys of all resources are read with one command.
 	Shared map[string][]string
-}
-
-// SentinelAt says which Sentinel to ask about which primary set.
-type SentinelAt struct {
-	Addr string // "ip port"
-	Set  string
+	// Preludes name registered preludes (RegisterPrelude) the fact script
+	// runs first: a guard that talks to a product's server uses them.
+	Preludes []string
+	// Direct leaves the kinds that can be read directly (FactKind.Direct)
+	// out of the fact script: the caller reads them with ReadDirect, from
+	// the node, while the script runs.
+	Direct bool
 }
 
 // NodeFacts is what a node told about the shared facts.
@@ -54,8 +49,6 @@ type NodeFacts struct {
 	Groups   map[string]int       // from /etc/group
 	Units    map[string]UnitState // by unit name as asked
 	Iptables string
-	Sentinel SentinelView
-	Redis    RedisView
 	Stamps   map[string]string // command stamps by file name
 	Pending  map[string]bool   // restarts owed, by unit
 
@@ -86,28 +79,6 @@ type FileFact struct {
 // UnitState is systemd's view of a unit.
 type UnitState struct{ Active, Enabled string }
 
-// SentinelView is the node's Sentinel's answer. State is "up", "down",
-// "auth-failed" or "error".
-type SentinelView struct {
-	State     string
-	Primary   string   // "ip port", "" when it names none
-	Sentinels []string // IPs of the other Sentinels it knows
-	Replicas  []string // IPs of the replicas it knows
-	// ReplicaHealth is "flags master-link-status" per replica IP: "slave ok"
-	// for one Sentinel could promote.
-	ReplicaHealth map[string]string
-	QuorumOK      bool // SENTINEL CKQUORUM answered OK
-}
-
-// RedisView is the node's Redis's INFO replication.
-type RedisView struct {
-	State       string // as SentinelView.State
-	Role        string // "master" or "slave"
-	PrimaryHost string
-	PrimaryPort string
-	LinkUp      bool
-}
-
 // Fact is one resource's view of its node.
 type Fact struct {
 	Out  []byte // its own snippet's output
@@ -118,54 +89,65 @@ type Fact struct {
 // markers.
 const hastackDir = "/var/lib/hastack"
 
-// FactScript builds the one read-only script that gathers every fact of a
-// node. It starts with RedisPrelude (the password comes in by secret.Fill;
-// send the script on stdin). Sections are separated by boundary lines.
-func FactScript(rs []Resource, extra Needs) (script, boundary string, err error) {
-	var rb [12]byte
-	rand.Read(rb[:])
-	boundary = "@@hastack-fact-" + hex.EncodeToString(rb[:])
+// allNeeds is the union of what rs and extra read, and each resource's own
+// probe script.
+func allNeeds(rs []Resource, extra Needs) (Needs, []string, error) {
 	need := extra
+	need.Preludes = append([]string(nil), extra.Preludes...)
 	need.Shared = map[string][]string{}
 	for kind, keys := range extra.Shared {
 		need.Shared[kind] = append([]string(nil), keys...)
 	}
-	var own []string
+	own := make([]string, len(rs))
 	for i := range rs {
 		m, err := Lookup(rs[i].Kind)
 		if err != nil {
-			return "", "", err
+			return Needs{}, nil, err
 		}
 		p, err := m.Probe(&rs[i])
 		if err != nil {
-			return "", "", err
+			return Needs{}, nil, err
 		}
+		own[i] = p.Script
 		need.Files = append(need.Files, p.Files...)
 		need.Dirs = append(need.Dirs, p.Dirs...)
 		need.Units = append(need.Units, p.Units...)
 		need.Iptables = need.Iptables || p.Iptables
-		if p.Sentinel != nil {
-			if extra.Direct && (extra.Sentinel == nil || *p.Sentinel != *extra.Sentinel) {
-				return "", "", fmt.Errorf("%s: asks a Sentinel other than the node's own", rs[i].ID)
-			}
-			need.Sentinel = p.Sentinel
-		}
-		if p.Redis != "" {
-			if extra.Direct && p.Redis != extra.Redis {
-				return "", "", fmt.Errorf("%s: asks a Redis other than the node's own", rs[i].ID)
-			}
-			need.Redis = p.Redis
-		}
+		need.Preludes = append(need.Preludes, p.Preludes...)
 		for kind, keys := range p.Shared {
 			need.Shared[kind] = append(need.Shared[kind], keys...)
 		}
-		own = append(own, p.Script)
+	}
+	return need, own, nil
+}
+
+// FactScript builds the one read-only script that gathers every fact of a
+// node. It starts with the preludes of the kinds of facts it reads (a
+// password comes in by secret.Fill: send the script on stdin). Sections
+// are separated by boundary lines.
+func FactScript(rs []Resource, extra Needs) (script, boundary string, err error) {
+	var rb [12]byte
+	rand.Read(rb[:])
+	boundary = "@@hastack-fact-" + hex.EncodeToString(rb[:])
+	need, own, err := allNeeds(rs, extra)
+	if err != nil {
+		return "", "", err
+	}
+	// The preludes of the kinds read directly too: a guard may use them.
+	pre, err := preludes(need)
+	if err != nil {
+		return "", "", err
 	}
 	if need.Direct {
-		need.Sentinel, need.Redis = nil, ""
+		for kind := range need.Shared {
+			if factKinds[kind].Direct != nil {
+				delete(need.Shared, kind)
+			}
+		}
 	}
 	var b strings.Builder
-	b.WriteString(RedisPrelude)
+	b.WriteString("PATH=" + NodePATH + "\n")
+	b.WriteString(pre)
 	sec := func(name string) { fmt.Fprintf(&b, "echo '%s %s'\n", boundary, name) }
 	sec("@files")
 	// hastackDir is read whole. GNU tar's --no-recursion holds for the
@@ -189,18 +171,6 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 	if need.Iptables {
 		sec("@iptables")
 		b.WriteString("iptables-save -t filter 2>/dev/null\n")
-	}
-	if s := need.Sentinel; s != nil {
-		ip, port, _ := strings.Cut(s.Addr, " ")
-		sec("@sentinel")
-		// One connection, several commands; PING marks where each answer ends.
-		fmt.Fprintf(&b, "redism %[1]s %[2]s 'SENTINEL get-master-addr-by-name %[3]s\nPING @@1\nSENTINEL SENTINELS %[3]s\nPING @@2\nSENTINEL REPLICAS %[3]s\nPING @@3\nSENTINEL CKQUORUM %[3]s'\n",
-			Quote(ip), Quote(port), s.Set)
-	}
-	if need.Redis != "" {
-		ip, port, _ := strings.Cut(need.Redis, " ")
-		sec("@redis")
-		fmt.Fprintf(&b, "redisq -h %s -p %s INFO replication\n", Quote(ip), Quote(port))
 	}
 	if err := writeShared(&b, sec, need.Shared); err != nil {
 		return "", "", err
@@ -233,15 +203,11 @@ func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[str
 			nf.readUnits(string(body))
 		case "@iptables":
 			nf.Iptables = string(body)
-		case "@sentinel":
-			nf.Sentinel = parseSentinel(string(body))
-		case "@redis":
-			nf.Redis = parseRedis(string(body))
 		case "@end":
 			ended = true
 		default:
-			if kind, ok := strings.CutPrefix(string(name), sharedPrefix); ok {
-				if err := nf.readShared(kind, body); err != nil {
+			if shared, ok := strings.CutPrefix(string(name), sharedPrefix); ok {
+				if err := nf.readShared(shared, body); err != nil {
 					return nil, nil, err
 				}
 				continue
@@ -364,97 +330,6 @@ func (nf *NodeFacts) readUnits(s string) {
 		}
 	}
 	flush()
-}
-
-// answerState classifies a redis-cli answer that is not data.
-func answerState(s string) string {
-	switch {
-	case strings.Contains(s, "NOAUTH") || strings.Contains(s, "WRONGPASS") || strings.Contains(s, "AUTH failed"):
-		return "auth-failed"
-	case strings.TrimSpace(s) == "" || strings.Contains(s, "Could not connect") || strings.Contains(s, "Connection refused"):
-		return "down"
-	case strings.HasPrefix(strings.TrimSpace(s), "ERR") || strings.Contains(s, "rror"):
-		return "error"
-	}
-	return "up"
-}
-
-func parseSentinel(s string) SentinelView {
-	parts := strings.Split(s, "@@")
-	v := SentinelView{State: answerState(parts[0])}
-	if len(parts) >= 3 && strings.TrimSpace(parts[0]) == "" {
-		v.State = "up" // it answered the PINGs: it names no primary
-	}
-	if v.State != "up" {
-		return v
-	}
-	if len(parts) < 3 {
-		return SentinelView{State: "error"}
-	}
-	if f := strings.Fields(parts[0]); len(f) == 2 {
-		v.Primary = f[0] + " " + f[1]
-	}
-	v.Sentinels = fieldAfter(parts[1], "ip")
-	v.Replicas = fieldAfter(parts[2], "ip")
-	v.ReplicaHealth = replicaHealth(parts[2])
-	if len(parts) >= 4 {
-		v.QuorumOK = strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(parts[3], "3")), "OK")
-	}
-	return v
-}
-
-// replicaHealth reads SENTINEL REPLICAS (key and value on alternate lines,
-// one block per replica).
-func replicaHealth(s string) map[string]string {
-	out := map[string]string{}
-	var ip, flags string
-	ls := strings.Split(s, "\n")
-	for i := 0; i+1 < len(ls); i++ {
-		switch strings.TrimSpace(ls[i]) {
-		case "ip":
-			ip = strings.TrimSpace(ls[i+1])
-		case "flags":
-			flags = strings.TrimSpace(ls[i+1])
-		case "master-link-status":
-			out[ip] = flags + " " + strings.TrimSpace(ls[i+1])
-		}
-	}
-	return out
-}
-
-// fieldAfter returns the lines that follow a line equal to key.
-func fieldAfter(s, key string) []string {
-	var out []string
-	ls := strings.Split(s, "\n")
-	for i := 0; i+1 < len(ls); i++ {
-		if strings.TrimSpace(ls[i]) == key {
-			out = append(out, strings.TrimSpace(ls[i+1]))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func parseRedis(s string) RedisView {
-	s = strings.ReplaceAll(s, "\r", "")
-	if !strings.Contains(s, "role:") {
-		return RedisView{State: answerState(s)}
-	}
-	v := RedisView{State: "up"}
-	for _, l := range strings.Split(s, "\n") {
-		k, val, _ := strings.Cut(l, ":")
-		switch k {
-		case "role":
-			v.Role = val
-		case "master_host":
-			v.PrimaryHost = val
-		case "master_port":
-			v.PrimaryPort = val
-		case "master_link_status":
-			v.LinkUp = val == "up"
-		}
-	}
-	return v
 }
 
 func uniq(xs []string) []string {

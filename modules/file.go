@@ -106,6 +106,9 @@ func writeFile(ctx context.Context, h host.Host, f host.File) error {
 	return h.WriteFile(ctx, f)
 }
 
+// Mask hides the secret in display text (for product modules).
+func Mask(s string, sec secret.Secret) string { return mask(s, sec) }
+
 // mask hides the secret in display text.
 func mask(s string, sec secret.Secret) string {
 	s = secret.Mask(s)
@@ -128,8 +131,9 @@ func mask(s string, sec secret.Secret) string {
 //     starts: the node's version of a line hastack writes a secret into
 //     holds a secret too (an old password, one set by hand);
 //   - the value of a directive whose name says it is secret (secretName:
-//     tls-key-file-pass, masterauth, auth-pass ...) and of the lines
-//     sensitiveKey knows (a Redis user's hash, HAProxy's AUTH).
+//     tls-key-file-pass, masterauth, auth-pass ...) and of the lines a
+//     product module says hold a secret its name does not say
+//     (RegisterSecretLine).
 func maskDiff(d, want string, sec secret.Secret) string {
 	prefixes := secretPrefixes(want, sec)
 	lines := strings.Split(mask(d, sec), "\n")
@@ -183,7 +187,7 @@ func secretPart(line string, prefixes []string) (string, bool) {
 
 // sensitiveKey returns the part of a config line before its secret value
 // (with the space after it):
-// a directive (or, as Sentinel's, a two-word one) whose name says it is
+// a directive (or a two-word one, "server NAME-pass") whose name says it is
 // secret, and lines whose secret the name does not say.
 func sensitiveKey(line string) (string, bool) {
 	t := strings.Fields(line)
@@ -192,22 +196,30 @@ func sensitiveKey(line string) (string, bool) {
 		return t[0] + " ", true
 	case len(t) >= 3 && secretName(t[1]):
 		return t[0] + " " + t[1] + " ", true
-	case len(t) >= 3 && strings.EqualFold(t[0], "user"):
-		return t[0] + " " + t[1] + " ", true
-	case len(t) >= 3 && t[0] == "tcp-check" && t[1] == "send" && strings.HasPrefix(t[2], "AUTH"):
-		return "tcp-check send AUTH ", true
 	}
 	if m := xmlElement.FindStringSubmatch(line); m != nil && secretName(m[1]) {
 		return "<" + m[1] + ">", true
 	}
+	for _, f := range secretLines {
+		if k, ok := f(line); ok {
+			return k, true
+		}
+	}
 	return "", false
 }
 
-// xmlElement is a one-line element, as in aspera.conf: <name>value</name>.
+var secretLines []func(line string) (string, bool)
+
+// RegisterSecretLine adds a kind of config line whose secret its name does
+// not say (a product's hashed password lines): f returns the part of line
+// before the secret, and whether line is such a line.
+func RegisterSecretLine(f func(line string) (string, bool)) { secretLines = append(secretLines, f) }
+
+// xmlElement is a one-line element: <name>value</name>.
 var xmlElement = regexp.MustCompile(`^\s*<([A-Za-z0-9_.-]+)>.*</([A-Za-z0-9_.-]+)>\s*$`)
 
 // secretWords end the names of secret settings: tls-key-file-pass,
-// masterauth, auth-pass, sentinel-pass, requirepass, token_encryption_key.
+// masterauth, auth-pass, db-pass, token_encryption_key.
 // Only the name's last word counts, so tls-key-file (a path) and auth-user
 // (a name) stay readable.
 var secretWords = []string{"pass", "passwd", "password", "passphrase", "pwd", "secret", "key", "auth", "token", "credential", "credentials"}

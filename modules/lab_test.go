@@ -274,27 +274,6 @@ func TestLabFirewall(t *testing.T) {
 	}
 }
 
-func TestLabAsconf(t *testing.T) {
-	n := startNode(t)
-	r := resource(t, "asconf", "asconf:/opt/aspera/etc/aspera.conf", map[string]any{
-		"path": "/opt/aspera/etc/aspera.conf",
-		"settings": []map[string]string{
-			{"key": "db_type", "value": "ha_redis"},
-			{"key": "db_host", "value": "10.0.0.1,10.0.0.2,10.0.0.3"},
-		},
-	})
-	c := n.converge(t, r, nil)
-	if len(c.Commands) != 2 || !strings.Contains(c.Commands[0], `asconfigurator -x 'set_server_data;db_type,ha_redis'`) {
-		t.Errorf("commands %q", c.Commands)
-	}
-	conf := n.exec(t, "cat", "/opt/aspera/etc/aspera.conf")
-	for _, want := range []string{"<db_type>ha_redis</db_type>", "<db_host>10.0.0.1,10.0.0.2,10.0.0.3</db_host>", "<absolute>/home</absolute>"} {
-		if !strings.Contains(conf, want) {
-			t.Errorf("aspera.conf lacks %s:\n%s", want, conf)
-		}
-	}
-}
-
 func TestLabDir(t *testing.T) {
 	n := startNode(t)
 	r := resource(t, "dir", "dir:/opt/hastack-test", map[string]string{"path": "/opt/hastack-test", "owner": "asperadaemon", "group": "aspadmins"})

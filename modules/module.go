@@ -1,5 +1,7 @@
-// Package modules holds hastack's resource types. A module is one kind of
-// resource (file, conf, command, service, firewall, asconf, sentinelreset).
+// Package modules holds hastack's generic resource types. A module is one
+// kind of resource (file, conf, command, service, firewall, package ...);
+// product modules (packages below this one) register theirs with
+// Register.
 // Like pyinfra it splits facts from operations: Probe says what to read
 // (facts shared by all resources of a node are gathered once, by one script
 // per node: facts.go), Diff compares that with the desired state without
@@ -76,6 +78,9 @@ var registry = map[string]Module{}
 
 func register(kind string, m Module) { registry[kind] = m }
 
+// Register registers a resource kind (from a product module's init).
+func Register(kind string, m Module) { register(kind, m) }
+
 // Lookup returns the module of a kind.
 func Lookup(kind string) (Module, error) {
 	m, ok := registry[kind]
@@ -102,6 +107,12 @@ func (c *Change) Apply(ctx context.Context, h host.Host) error {
 	}
 	return c.apply(ctx, h)
 }
+
+// SetApply sets what Apply does (for product modules' Diff).
+func (c *Change) SetApply(f func(ctx context.Context, h host.Host) error) { c.apply = f }
+
+// DecodeSpec decodes r's spec into v (a product module's <kind>Spec).
+func DecodeSpec(r *Resource, v any) error { return decodeSpec(r, v) }
 
 func decodeSpec(r *Resource, v any) error {
 	if err := json.Unmarshal(r.Spec, v); err != nil {

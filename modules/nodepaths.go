@@ -9,9 +9,9 @@ import (
 	"hastack.dev/hastack/internal/secret"
 )
 
-// hastack runs as root on a node whose other users it does not trust: the
-// service user (asperadaemon) can write in the directory of the Redis and
-// Sentinel config files, and owns those files. Root therefore never reads
+// hastack runs as root on a node whose other users it does not trust: a
+// service user can write in the directory of its server's config files, and
+// owns those files. Root therefore never reads
 // or writes there through a name such a user can swap:
 //
 //   - it reads a file with tar, which lstat()s the name and opens a regular
@@ -56,6 +56,10 @@ const SafeDirFunc = `hastack_safe_dir() {
 	done
 }
 `
+
+// NotRegular refuses a path that the facts found to be something other
+// than a regular file (for product modules).
+func NotRegular(nf *NodeFacts, p string) error { return notRegular(nf, p) }
 
 // notRegular refuses a path that the facts found to be something other
 // than a regular file (or that is a directory where a file is wanted).

@@ -16,7 +16,7 @@ import (
 // a directory others can write in.
 
 // TestFactsRecordIrregularFiles: the fact tar keeps a link as a link and a
-// FIFO as a FIFO; the facts name them, and conf, asconf and dir refuse
+// FIFO as a FIFO; the facts name them, and conf and dir refuse (modules/aspera: asconf)
 // them with a message that says what the path is.
 func TestFactsRecordIrregularFiles(t *testing.T) {
 	var buf bytes.Buffer
@@ -47,7 +47,8 @@ func TestFactsRecordIrregularFiles(t *testing.T) {
 	}{
 		{resource(t, "conf", "conf:x", map[string]any{"path": "/opt/aspera/etc/redis/aspera_31415.conf", "owner": "asperadaemon", "group": "aspadmins", "mode": "0640",
 			"directives": []map[string]any{{"key": "port", "value": "31415"}}}), `"/opt/aspera/etc/redis/aspera_31415.conf" is a symlink to "/etc/shadow", not a regular file`},
-		{resource(t, "asconf", "asconf:x", map[string]any{"path": "/opt/aspera/etc/aspera.conf", "settings": []map[string]string{{"key": "db_type", "value": "ha_redis"}}}),
+		{resource(t, "conf", "conf:y", map[string]any{"path": "/opt/aspera/etc/aspera.conf", "owner": "root", "group": "root", "mode": "0644",
+			"directives": []map[string]any{{"key": "port", "value": "1"}}}),
 			`"/opt/aspera/etc/aspera.conf" is a FIFO, not a regular file`},
 		{resource(t, "dir", "dir:x", map[string]any{"path": "/opt/aspera/etc/redis", "owner": "root", "group": "aspadmins", "mode": "1770"}),
 			`"/opt/aspera/etc/redis" is a symlink to "/etc", not a directory`},

@@ -50,7 +50,7 @@ type packageModule struct{}
 
 func init() {
 	register("package", packageModule{})
-	registerFact("packages", sharedFact{command: packagesCommand, parse: parsePackages})
+	RegisterFact("packages", FactKind{Command: packagesCommand, Parse: parsePackages})
 }
 
 // packagesCommand detects the node's package manager and, on a dpkg node,
@@ -118,7 +118,7 @@ func (packageModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, ok := f.Node.sharedFact("packages").(packages)
+	p, ok := f.Node.Shared("packages").(packages)
 	if !ok {
 		return nil, fmt.Errorf("%s: the node's packages were not read", r.ID)
 	}

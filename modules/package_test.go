@@ -16,7 +16,7 @@ func canned(files map[string]string, shared map[string]any) *NodeFacts {
 		nf.Files[p] = &FileFact{Data: []byte(d), Mode: 0o644, Owner: "root", Group: "root"}
 	}
 	for k, v := range shared {
-		nf.setShared(k, v)
+		nf.SetShared(k, v)
 	}
 	return nf
 }

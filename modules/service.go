@@ -20,8 +20,8 @@ type serviceSpec struct {
 	Running   bool   `json:"running,omitempty"`
 	StopFirst bool   `json:"stopFirst,omitempty"`
 	// Reload: a change that triggers the running unit reloads it
-	// (systemctl reload) instead of restarting it; HAProxy keeps its
-	// listening sockets and its servers' states across a reload.
+	// (systemctl reload) instead of restarting it: a proxy, say, keeps
+	// its listening sockets and its servers' states across a reload.
 	Reload bool `json:"reload,omitempty"`
 }
 

@@ -39,9 +39,16 @@ func SecretVar(name, placeholder string) string {
 	return name + "='" + placeholder + "'\n"
 }
 
-// NodePATH is the PATH every node script sets: the Aspera tools (asredis,
-// asnodeadmin) first, then the system's. A script never trusts the login's.
-const NodePATH = "/opt/aspera/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+// NodePATH is the PATH every node script sets: the system's. A script
+// never trusts the login's; a product module's prelude puts its own tools
+// first.
+const NodePATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Exec runs cmd on h, stdin filled in already, and turns a non-zero exit
+// into an error that quotes stderr masked (for product modules).
+func Exec(ctx context.Context, h host.Host, cmd string, stdin []byte, sec secret.Secret) (host.Result, error) {
+	return run(ctx, h, cmd, stdin, sec)
+}
 
 // run runs cmd and turns a non-zero exit into an error. The error quotes
 // stderr (masked), never stdin.

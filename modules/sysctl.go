@@ -51,7 +51,7 @@ type sysctlModule struct{}
 
 func init() {
 	register("sysctl", sysctlModule{})
-	registerFact("sysctl", sharedFact{command: sysctlCommand, parse: parseSysctl})
+	RegisterFact("sysctl", FactKind{Command: sysctlCommand, Parse: parseSysctl})
 }
 
 // sysctlCommand reads every key of the node with one sysctl; -e leaves out
@@ -83,7 +83,7 @@ func (sysctlModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, ok := f.Node.sharedFact("sysctl").(map[string]string)
+	live, ok := f.Node.Shared("sysctl").(map[string]string)
 	if !ok {
 		return nil, fmt.Errorf("%s: the node's sysctl keys were not read", r.ID)
 	}

@@ -15,13 +15,13 @@ import (
 
 // userSpec is a local account with a fixed uid, so that files it owns mean
 // the same user on every node (and on shared storage). hastack creates it
-// and keeps its primary group, groups, home and shell; it never renumbers
+// and keeps its login group, groups, home and shell; it never renumbers
 // an account or takes a uid that another name holds: those are errors in
 // the plan, for a person to sort out.
 type userSpec struct {
 	Name  string `json:"name"`
 	UID   *int   `json:"uid"`
-	Group string `json:"group"` // the primary group, by name
+	Group string `json:"group"` // the login (first) group, by name
 	// Groups, when given, are exactly the supplementary groups (an empty
 	// list: none); left out, they are left as they are.
 	Groups *[]string `json:"groups,omitempty"`

@@ -18,6 +18,8 @@ import (
 	"cuelang.org/go/cue/load"
 
 	"hastack.dev/hastack/modules"
+	_ "hastack.dev/hastack/modules/aspera" // registers asconf
+	_ "hastack.dev/hastack/modules/redis"  // registers sentinelreset
 	"hastack.dev/hastack/schema"
 	"hastack.dev/hastack/stacks"
 )

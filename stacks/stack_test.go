@@ -13,6 +13,7 @@ import (
 	"hastack.dev/hastack/internal/hostiletest"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 	"hastack.dev/hastack/stacks/hsts"
 )
 
@@ -52,10 +53,10 @@ func render(t *testing.T) map[string]modules.Resource {
 }
 
 type commandSpec struct {
-	Cmd    string `json:"cmd"`
-	Stdin  string `json:"stdin"`
-	Onlyif string `json:"onlyif"`
-	Redis  bool   `json:"redis"`
+	Cmd     string `json:"cmd"`
+	Stdin   string `json:"stdin"`
+	Onlyif  string `json:"onlyif"`
+	Prelude string `json:"prelude"`
 }
 
 func spec[T any](t *testing.T, rs map[string]modules.Resource, id string) T {
@@ -120,12 +121,12 @@ cat >> "$D/commands"; echo OK`,
 // is the fake node's folder.
 func (n *fakeNode) run(t *testing.T, script string, sec secret.Secret) (string, error) {
 	t.Helper()
-	pathLine := "\nPATH=" + modules.NodePATH + "\n"
-	full := modules.RedisPrelude + script
+	pathLine := "\nPATH=" + redis.PATH + "\n"
+	full := redis.Prelude + script
 	if !strings.Contains(full, pathLine) {
-		t.Fatalf("the prelude sets no PATH=%s", modules.NodePATH)
+		t.Fatalf("the prelude sets no PATH=%s", redis.PATH)
 	}
-	full = strings.Replace(full, pathLine, "\nPATH="+n.dir+":"+modules.NodePATH+"\n", 1)
+	full = strings.Replace(full, pathLine, "\nPATH="+n.dir+":"+redis.PATH+"\n", 1)
 	full = strings.ReplaceAll(full, "/opt/aspera/etc/redis/", n.redis+"/")
 	cmd := exec.Command("/bin/sh", "-s")
 	cmd.Stdin = strings.NewReader(string(secret.Fill([]byte(full), sec)))
@@ -174,7 +175,7 @@ func TestRotationScriptsQuoteThePassword(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, s := range []commandSpec{redisDrop, sentinelDrop} {
-				if !s.Redis || s.Cmd != "sh -s" {
+				if s.Prelude != redis.PreludeName || s.Cmd != "sh -s" {
 					t.Fatalf("not a script after the Redis prelude: %+v", s)
 				}
 				if out, err := n.run(t, s.Stdin, sec); err != nil {

@@ -10,6 +10,8 @@ import (
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	_ "hastack.dev/hastack/modules/aspera" // the stack's asconf resources
+	"hastack.dev/hastack/modules/redis"
 )
 
 type driver struct{}
@@ -54,17 +56,27 @@ func (s *system) Needs(n engine.NodeSpec) modules.Needs {
 }
 
 func (s *system) needs(ip string) modules.Needs {
-	return modules.Needs{
-		Sentinel: &modules.SentinelAt{Addr: fmt.Sprintf("%s %d", ip, s.c.SentinelPort), Set: s.c.PrimarySet},
-		Redis:    fmt.Sprintf("%s %d", ip, s.c.RedisPort),
-	}
+	return modules.Needs{Shared: redis.Needs(s.sentinelAt(ip), s.redisAt(ip))}
+}
+
+// sentinelAt is the node's own Sentinel, asked about the cluster's set.
+func (s *system) sentinelAt(ip string) *redis.SentinelAt {
+	return &redis.SentinelAt{Addr: fmt.Sprintf("%s %d", ip, s.c.SentinelPort), Set: s.c.PrimarySet}
+}
+
+// redisAt is the node's own Redis, "ip port".
+func (s *system) redisAt(ip string) string { return fmt.Sprintf("%s %d", ip, s.c.RedisPort) }
+
+// answers are what the Sentinel and Redis of the node at ip said in nf.
+func (s *system) answers(nf *modules.NodeFacts, ip string) (redis.SentinelView, redis.RedisView) {
+	return redis.Sentinel(nf, *s.sentinelAt(ip)), redis.Info(nf, s.redisAt(ip))
 }
 
 // Observe finds the live primary and the nodes whose Redis runs.
 func (s *system) Observe(facts map[string]*engine.Facts) (engine.Observation, error) {
 	tops := map[string]Topology{}
 	for name, f := range facts {
-		tops[name] = topologyOf(f.Shared)
+		tops[name] = topologyOf(s.answers(f.Shared, s.c.ipOf(name)))
 	}
 	p, err := LivePrimary(s.c, tops)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 )
 
 var zeroSecret secret.Secret
@@ -77,10 +78,14 @@ func TestObservation(t *testing.T) {
 	s := &system{c: threeNodes()}
 	facts := map[string]*engine.Facts{}
 	for _, n := range []string{"n1", "n2", "n3"} {
-		nf := &modules.NodeFacts{Sentinel: modules.SentinelView{State: "up", Primary: "10.0.0.1 6379"}, Redis: modules.RedisView{State: "up", Role: "slave"}}
+		nf := &modules.NodeFacts{}
+		ip := s.c.ipOf(n)
+		role := "slave"
 		if n == "n1" {
-			nf.Redis.Role = "master"
+			role = "master"
 		}
+		nf.SetSharedKey(redis.SentinelFact, redis.SentinelKey(*s.sentinelAt(ip)), redis.SentinelView{State: "up", Primary: "10.0.0.1 6379"})
+		nf.SetSharedKey(redis.InfoFact, redis.InfoKey(s.redisAt(ip)), redis.RedisView{State: "up", Role: role})
 		facts[n] = &engine.Facts{Node: n, Shared: nf}
 	}
 	obs, err := s.Observe(facts)

@@ -86,14 +86,14 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 	for _, res := range r.Nodes[0].Resources {
 		if strings.HasPrefix(res.ID, "command:drop-previous-password-") {
 			var spec struct {
-				Stdin string
-				Redis bool
+				Stdin   string
+				Prelude string
 			}
 			if err := json.Unmarshal(res.Spec, &spec); err != nil {
 				t.Fatal(err)
 			}
 			// The password comes from the prelude's variable, on stdin.
-			if !spec.Redis || !strings.Contains(spec.Stdin, "redism ") || strings.Contains(spec.Stdin, "@@hastack:") {
+			if spec.Prelude != "redis" || !strings.Contains(spec.Stdin, "redism ") || strings.Contains(spec.Stdin, "@@hastack:") {
 				t.Errorf("%s: not a redism script that reads the password from the prelude: %+v", res.ID, spec)
 			}
 			found++

@@ -12,6 +12,7 @@ import (
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 )
 
 // cluster is one apply's rollout of an HSTS cluster: what the gates and
@@ -142,7 +143,7 @@ func (c *cluster) handedOverTo(from string) string {
 
 // rejoin makes node a replica of to, if it still says it is a primary.
 func (c *cluster) rejoin(ctx context.Context, h host.Host, node, to string) error {
-	script := secret.Fill([]byte(modules.RedisPrelude+fmt.Sprintf(`r=$(redisq -h %[1]s -p %[2]d ROLE)
+	script := secret.Fill([]byte(redis.Prelude+fmt.Sprintf(`r=$(redisq -h %[1]s -p %[2]d ROLE)
 case "$r" in master*) ;; *) echo OK; exit 0 ;; esac
 a=$(redisq -h %[1]s -p %[2]d REPLICAOF %[3]s %[2]d)
 b=$(redisq -h %[1]s -p %[2]d CONFIG REWRITE)
@@ -200,7 +201,8 @@ func (c *cluster) view(ctx context.Context, h host.Host, name string) view {
 	if err != nil {
 		return view{err: err}
 	}
-	return view{Topology: topologyOf(nf), quorumOK: nf.Sentinel.QuorumOK, replicas: nf.Sentinel.ReplicaHealth}
+	sv, rv := c.sys.answers(nf, ip)
+	return view{Topology: topologyOf(sv, rv), quorumOK: sv.QuorumOK, replicas: sv.ReplicaHealth}
 }
 
 // primaryOf returns the node a majority of all the cluster's Sentinels
@@ -291,7 +293,7 @@ func (c *cluster) waitHealthy(ctx context.Context, hosts map[string]host.Host, n
 // connections) instead. The pause is lifted when the failover is refused,
 // and bounded by the gate's timeout.
 func (c *cluster) failoverFrom(ctx context.Context, hosts map[string]host.Host, node string) (string, error) {
-	script := secret.Fill([]byte(modules.RedisPrelude+fmt.Sprintf(`redisq -h %[1]s -p %[2]d CLIENT PAUSE %[5]d WRITE >/dev/null
+	script := secret.Fill([]byte(redis.Prelude+fmt.Sprintf(`redisq -h %[1]s -p %[2]d CLIENT PAUSE %[5]d WRITE >/dev/null
 out=$(redisq -h %[1]s -p %[3]d SENTINEL FAILOVER %[4]s)
 [ "$out" = OK ] || redisq -h %[1]s -p %[2]d CLIENT UNPAUSE >/dev/null
 printf '%%s\n' "$out"

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 )
 
 // Primary is the decision about which node is Redis primary now.
@@ -29,14 +29,14 @@ type Topology struct {
 }
 
 // topologyOf turns the node's answers into its Topology.
-func topologyOf(nf *modules.NodeFacts) Topology {
-	t := Topology{SentinelState: nf.Sentinel.State, RedisState: nf.Redis.State}
-	t.SentinelUp = nf.Sentinel.State == "up"
-	t.SentinelPrimary = nf.Sentinel.Primary
-	if nf.Redis.State == "up" {
-		t.RedisUp, t.RedisRole, t.RedisLinkUp = true, nf.Redis.Role, nf.Redis.LinkUp
-		if nf.Redis.PrimaryHost != "" {
-			t.RedisPrimary = nf.Redis.PrimaryHost + " " + nf.Redis.PrimaryPort
+func topologyOf(s redis.SentinelView, r redis.RedisView) Topology {
+	t := Topology{SentinelState: s.State, RedisState: r.State}
+	t.SentinelUp = s.State == "up"
+	t.SentinelPrimary = s.Primary
+	if r.State == "up" {
+		t.RedisUp, t.RedisRole, t.RedisLinkUp = true, r.Role, r.LinkUp
+		if r.PrimaryHost != "" {
+			t.RedisPrimary = r.PrimaryHost + " " + r.PrimaryPort
 		}
 	}
 	return t

@@ -8,7 +8,7 @@ import (
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/hostiletest"
 	"hastack.dev/hastack/internal/secret"
-	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 )
 
 // Every script of check and of the failover drill, run through the real
@@ -18,7 +18,7 @@ func TestHostilePasswordCheckScripts(t *testing.T) {
 	ctx := context.Background()
 	for _, raw := range hostiletest.Passwords {
 		t.Run(raw, func(t *testing.T) {
-			n := hostiletest.New(t, modules.NodePATH)
+			n := hostiletest.New(t, redis.PATH)
 			pw := n.Password(raw)
 			cl := testCluster()
 			cl.Design = "haproxy"

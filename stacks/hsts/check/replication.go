@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 )
 
 // drillAccount is the system account the drill's Node API user maps to.
@@ -115,7 +116,7 @@ func (c *Checker) adminScript(ctx context.Context, node, script string) (string,
 	if h == nil {
 		return "", -1, fmt.Errorf("no connection to %s", node)
 	}
-	res, err := h.Run(ctx, "sh -s", strings.NewReader("PATH="+modules.NodePATH+"\n"+script))
+	res, err := h.Run(ctx, "sh -s", strings.NewReader("PATH="+redis.PATH+"\n"+script))
 	return strings.TrimSpace(string(res.Stdout)), res.Code, err
 }
 

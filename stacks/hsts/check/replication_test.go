@@ -11,7 +11,7 @@ import (
 
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/hostiletest"
-	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 )
 
 // adminNode runs the drill's real scripts through /bin/sh with a stand-in
@@ -29,7 +29,7 @@ type adminNode struct {
 }
 
 func newAdminNode(t *testing.T) *adminNode {
-	n := &adminNode{Node: hostiletest.New(t, modules.NodePATH)}
+	n := &adminNode{Node: hostiletest.New(t, redis.PATH)}
 	n.users = filepath.Join(n.Dir, "users")
 	if err := os.Mkdir(n.users, 0o700); err != nil {
 		t.Fatal(err)

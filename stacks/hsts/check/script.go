@@ -8,6 +8,7 @@ import (
 
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/redis"
 )
 
 // Chain is the iptables chain the hsts stack keeps its rules in.
@@ -22,7 +23,7 @@ const Chain = "HASTACK"
 // HSTS) with a time limit, prints its output and then "<boundary>=rc N".
 func header(boundary string) string {
 	return modules.SecretVar("HASTACK_PW", secret.Placeholder) + "export REDISCLI_AUTH=\"$HASTACK_PW\"\n" +
-		"PATH=" + modules.NodePATH + "\n" +
+		"PATH=" + redis.PATH + "\n" +
 		"cli=$(command -v asredis || command -v redis-cli)\n" +
 		"q() { out=$(timeout 5 \"$cli\" --no-auth-warning \"$@\" 2>&1 </dev/null); rc=$?; printf '%s\\n' \"$out\" | tr -d '\\r'; echo '" + boundary + "=rc' $rc; }\n"
 }

@@ -1,4 +1,7 @@
-package modules
+// Package aspera is the Aspera know-how of hastack's modules: the asconf
+// kind (aspera.conf settings, set with asconfigurator). Importing it
+// registers it with package modules.
+package aspera
 
 import (
 	"context"
@@ -8,6 +11,7 @@ import (
 
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/modules"
 )
 
 // asconfSpec is a set of aspera.conf <server> settings, changed with
@@ -24,14 +28,14 @@ type setting struct {
 
 type asconfModule struct{}
 
-func init() { register("asconf", asconfModule{}) }
+func init() { modules.Register("asconf", asconfModule{}) }
 
-func (asconfModule) Probe(r *Resource) (Probe, error) {
+func (asconfModule) Probe(r *modules.Resource) (modules.Probe, error) {
 	var s asconfSpec
-	if err := decodeSpec(r, &s); err != nil {
-		return Probe{}, err
+	if err := modules.DecodeSpec(r, &s); err != nil {
+		return modules.Probe{}, err
 	}
-	return Probe{Needs: Needs{Files: []string{s.Path}}}, nil
+	return modules.Probe{Needs: modules.Needs{Files: []string{s.Path}}}, nil
 }
 
 var serverSection = regexp.MustCompile(`(?s)<server>(.*?)</server>`)
@@ -55,16 +59,16 @@ func asconfigurator(key, value string) string {
 	if strings.Contains(v, ",") {
 		v = `"` + v + `"`
 	}
-	return "asconfigurator -x " + Quote("set_server_data;"+key+","+v)
+	return "asconfigurator -x " + modules.Quote("set_server_data;"+key+","+v)
 }
 
-func (asconfModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
+func (asconfModule) Diff(r *modules.Resource, f *modules.Fact, env *modules.Env) (*modules.Change, error) {
 	var s asconfSpec
-	if err := decodeSpec(r, &s); err != nil {
+	if err := modules.DecodeSpec(r, &s); err != nil {
 		return nil, err
 	}
 	// asconfigurator runs as root and rewrites the file by its name.
-	if err := notRegular(f.Node, s.Path); err != nil {
+	if err := modules.NotRegular(f.Node, s.Path); err != nil {
 		return nil, err
 	}
 	conf := f.Node.Files[s.Path]
@@ -86,14 +90,14 @@ func (asconfModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	c := &Change{Action: Update, Summary: "set " + strings.Join(notes, "; "), Commands: cmds}
-	c.apply = func(ctx context.Context, h host.Host) error {
+	c := &modules.Change{Action: modules.Update, Summary: "set " + strings.Join(notes, "; "), Commands: cmds}
+	c.SetApply(func(ctx context.Context, h host.Host) error {
 		for _, cmd := range cmds {
-			if _, err := run(ctx, h, "PATH=/opt/aspera/bin:$PATH "+cmd, nil, secret.Secret{}); err != nil {
+			if _, err := modules.Exec(ctx, h, "PATH=/opt/aspera/bin:$PATH "+cmd, nil, secret.Secret{}); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
+	})
 	return c, nil
 }

@@ -1,4 +1,4 @@
-package modules
+package redis
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/modules"
 )
 
 // sentinelResetSpec makes a Sentinel forget nodes that left the cluster.
@@ -22,19 +23,19 @@ type sentinelResetSpec struct {
 
 type sentinelResetModule struct{}
 
-func init() { register("sentinelreset", sentinelResetModule{}) }
+func init() { modules.Register("sentinelreset", sentinelResetModule{}) }
 
-func (sentinelResetModule) Probe(r *Resource) (Probe, error) {
+func (sentinelResetModule) Probe(r *modules.Resource) (modules.Probe, error) {
 	var s sentinelResetSpec
-	if err := decodeSpec(r, &s); err != nil {
-		return Probe{}, err
+	if err := modules.DecodeSpec(r, &s); err != nil {
+		return modules.Probe{}, err
 	}
-	return Probe{Needs: Needs{Sentinel: &SentinelAt{Addr: s.Addr, Set: s.Set}}}, nil
+	return modules.Probe{Needs: modules.Needs{Shared: Needs(&SentinelAt{Addr: s.Addr, Set: s.Set}, "")}}, nil
 }
 
-func (sentinelResetModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
+func (sentinelResetModule) Diff(r *modules.Resource, f *modules.Fact, env *modules.Env) (*modules.Change, error) {
 	var s sentinelResetSpec
-	if err := decodeSpec(r, &s); err != nil {
+	if err := modules.DecodeSpec(r, &s); err != nil {
 		return nil, err
 	}
 	want := map[string]bool{}
@@ -42,7 +43,8 @@ func (sentinelResetModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error)
 		want[ip] = true
 	}
 	gone := map[string]bool{}
-	for _, ip := range append(append([]string{}, f.Node.Sentinel.Sentinels...), f.Node.Sentinel.Replicas...) {
+	v := Sentinel(f.Node, SentinelAt{Addr: s.Addr, Set: s.Set})
+	for _, ip := range append(append([]string{}, v.Sentinels...), v.Replicas...) {
 		if !want[ip] {
 			gone[ip] = true
 		}
@@ -57,18 +59,18 @@ func (sentinelResetModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error)
 	sort.Strings(ips)
 	ip, port, _ := strings.Cut(s.Addr, " ")
 	cmd := fmt.Sprintf("SENTINEL RESET %s", s.Set)
-	c := &Change{Action: Run, Summary: "run " + cmd, Commands: []string{cmd},
+	c := &modules.Change{Action: modules.Run, Summary: "run " + cmd, Commands: []string{cmd},
 		Reason: "this Sentinel still counts " + strings.Join(ips, ", ") + ", which left the cluster"}
 	sec := env.Secret
-	c.apply = func(ctx context.Context, h host.Host) error {
-		res, err := runRedis(ctx, h, fmt.Sprintf("redisq -h %s -p %s SENTINEL RESET %s\n", Quote(ip), Quote(port), Quote(s.Set)), sec)
+	c.SetApply(func(ctx context.Context, h host.Host) error {
+		res, err := Run(ctx, h, fmt.Sprintf("redisq -h %s -p %s SENTINEL RESET %s\n", modules.Quote(ip), modules.Quote(port), modules.Quote(s.Set)), sec)
 		if err != nil {
 			return err
 		}
 		if out := strings.TrimSpace(string(res.Stdout)); out != "1" {
-			return fmt.Errorf("SENTINEL RESET %s answered %q, want 1", s.Set, mask(out, sec))
+			return fmt.Errorf("SENTINEL RESET %s answered %q, want 1", s.Set, modules.Mask(out, sec))
 		}
 		return nil
-	}
+	})
 	return c, nil
 }

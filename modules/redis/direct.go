@@ -1,4 +1,4 @@
-package modules
+package redis
 
 import (
 	"bufio"
@@ -6,72 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/modules"
 )
 
 // redisTimeout bounds one exchange, as `timeout 5` does for redisq.
 const redisTimeout = 5 * time.Second
 
-// ErrNoForwarding says the node's sshd refused to open a TCP connection
-// (AllowTcpForwarding no): ask through the fact script instead.
-var ErrNoForwarding = errors.New("the SSH server refuses TCP forwarding")
-
-// ReadRedis asks the node's Sentinel and Redis, in parallel, over
-// connections d opens from the node itself: no redis-cli is started there
-// (two of them were a third of a plan's work on a node). It fills
-// nf.Sentinel and nf.Redis exactly as the fact script's sections would.
-func (nf *NodeFacts) ReadRedis(ctx context.Context, d host.Dialer, s *SentinelAt, redisAddr string, sec secret.Secret) error {
-	var sentinel, redis string
-	var sErr, rErr error
-	var wg sync.WaitGroup
-	if s != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sentinel, sErr = askRedis(ctx, d, s.Addr, sec, [][]string{
-				{"SENTINEL", "get-master-addr-by-name", s.Set}, {"PING", "@@1"},
-				{"SENTINEL", "SENTINELS", s.Set}, {"PING", "@@2"},
-				{"SENTINEL", "REPLICAS", s.Set}, {"PING", "@@3"},
-				{"SENTINEL", "CKQUORUM", s.Set}})
-		}()
-	}
-	if redisAddr != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			redis, rErr = askRedis(ctx, d, redisAddr, sec, [][]string{{"INFO", "replication"}})
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(sErr, rErr); err != nil {
-		return err
-	}
-	if s != nil {
-		nf.Sentinel = parseSentinel(sentinel)
-	}
-	if redisAddr != "" {
-		nf.Redis = parseRedis(redis)
-	}
-	return nil
-}
-
-// askRedis runs cmds on the server at addr ("ip port") and returns what
+// ask runs cmds on the server at addr ("ip port") and returns what
 // redisq/redism would print: each reply on its own lines, a failed AUTH
 // as "AUTH failed: ...", an unreachable server as "Could not connect".
 // Like them it tries the previous password when the current one is
 // refused (a rotation in progress). Its error is only ErrNoForwarding.
-func askRedis(ctx context.Context, d host.Dialer, addr string, sec secret.Secret, cmds [][]string) (string, error) {
-	ip, port, _ := strings.Cut(addr, " ")
-	hp := net.JoinHostPort(ip, port)
+func ask(ctx context.Context, d host.Dialer, addr string, sec secret.Secret, cmds [][]string) (string, error) {
+	hp := hostPort(addr)
 	out, err := exchange(ctx, d, hp, sec.Value(), cmds)
 	if err != nil {
 		return "", err
@@ -85,12 +38,11 @@ func askRedis(ctx context.Context, d host.Dialer, addr string, sec secret.Secret
 func exchange(ctx context.Context, d host.Dialer, hostPort, pw string, cmds [][]string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	conn, err := d.DialTCP(ctx, hostPort)
+	conn, err := modules.DialTCP(ctx, d, hostPort)
+	if errors.Is(err, modules.ErrNoForwarding) {
+		return "", err
+	}
 	if err != nil {
-		var oc *ssh.OpenChannelError
-		if errors.As(err, &oc) && oc.Reason != ssh.ConnectionFailed {
-			return "", fmt.Errorf("%w: %v", ErrNoForwarding, oc)
-		}
 		return fmt.Sprintf("Could not connect to Redis at %s: Connection refused\n", hostPort), nil
 	}
 	// SSH channels have no deadlines: closing the connection ends a read.

@@ -1,4 +1,4 @@
-package modules
+package redis
 
 import (
 	"bufio"
@@ -13,7 +13,25 @@ import (
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/internal/sshconn"
 	"hastack.dev/hastack/internal/sshtest"
+	"hastack.dev/hastack/modules"
 )
+
+// views reads the Sentinel s and the Redis at addr directly, as a plan's
+// gather does (modules.ReadDirect), into a NodeFacts.
+type views struct {
+	s    *SentinelAt
+	addr string
+	nf   *modules.NodeFacts
+}
+
+func (v *views) ReadRedis(ctx context.Context, d host.Dialer, s *SentinelAt, addr string, sec secret.Secret) error {
+	nf, err := modules.ReadDirect(ctx, d, Needs(s, addr), sec)
+	v.s, v.addr, v.nf = s, addr, nf
+	return err
+}
+
+func (v *views) sentinel() SentinelView { return Sentinel(v.nf, *v.s) }
+func (v *views) redis() RedisView       { return Info(v.nf, v.addr) }
 
 // fakeRedis answers RESP commands on 127.0.0.1 with answer(cmd, authed
 // password) and returns its "ip port".
@@ -86,11 +104,11 @@ func sentinelAnswers(cmd []string) string {
 func TestReadRedisDirect(t *testing.T) {
 	h := host.Local("local").(host.Dialer)
 	addr := fakeRedis(t, "new-pw", sentinelAnswers)
-	nf := &NodeFacts{}
+	nf := &views{}
 	if err := nf.ReadRedis(context.Background(), h, &SentinelAt{Addr: addr, Set: "myprimary"}, "", secret.New("new-pw")); err != nil {
 		t.Fatal(err)
 	}
-	s := nf.Sentinel
+	s := nf.sentinel()
 	if s.State != "up" || s.Primary != "10.0.0.1 31415" || !s.QuorumOK ||
 		strings.Join(s.Sentinels, ",") != "10.0.0.2" || strings.Join(s.Replicas, ",") != "10.0.0.3" ||
 		s.ReplicaHealth["10.0.0.3"] != "slave ok" {
@@ -105,18 +123,18 @@ func TestReadRedisPreviousPassword(t *testing.T) {
 	addr := fakeRedis(t, "old-pw", func(cmd []string) string {
 		return bulk("# Replication\r\nrole:slave\r\nmaster_host:10.0.0.1\r\nmaster_port:31415\r\nmaster_link_status:up\r\n")
 	})
-	nf := &NodeFacts{}
+	nf := &views{}
 	if err := nf.ReadRedis(context.Background(), h, nil, addr, secret.New("new-pw")); err != nil {
 		t.Fatal(err)
 	}
-	if nf.Redis.State != "auth-failed" {
-		t.Errorf("without the previous password: state %q, want auth-failed", nf.Redis.State)
+	if nf.redis().State != "auth-failed" {
+		t.Errorf("without the previous password: state %q, want auth-failed", nf.redis().State)
 	}
 	sec := secret.New("new-pw").WithPrevious(secret.New("old-pw"))
 	if err := nf.ReadRedis(context.Background(), h, nil, addr, sec); err != nil {
 		t.Fatal(err)
 	}
-	r := nf.Redis
+	r := nf.redis()
 	if r.State != "up" || r.Role != "slave" || r.PrimaryHost != "10.0.0.1" || !r.LinkUp {
 		t.Errorf("with the previous password: got %+v", r)
 	}
@@ -129,12 +147,12 @@ func TestReadRedisDown(t *testing.T) {
 	}
 	ip, port, _ := net.SplitHostPort(l.Addr().String())
 	l.Close() // nothing listens there now
-	nf := &NodeFacts{}
+	nf := &views{}
 	if err := nf.ReadRedis(context.Background(), host.Local("local").(host.Dialer), nil, ip+" "+port, secret.New("pw")); err != nil {
 		t.Fatal(err)
 	}
-	if nf.Redis.State != "down" {
-		t.Errorf("state %q, want down", nf.Redis.State)
+	if nf.redis().State != "down" {
+		t.Errorf("state %q, want down", nf.redis().State)
 	}
 }
 
@@ -146,21 +164,21 @@ func TestReadRedisOverOpenSSH(t *testing.T) {
 	for _, tc := range []struct {
 		extra string
 		want  error
-	}{{"", nil}, {"AllowTcpForwarding no\n", ErrNoForwarding}} {
+	}{{"", nil}, {"AllowTcpForwarding no\n", modules.ErrNoForwarding}} {
 		o := sshtest.StartOpenSSHWith(t, tc.extra)
 		c, err := sshconn.Dial(context.Background(), sshconn.Target{Name: "n", Host: o.Host, Port: o.Port, User: "root"},
 			sshconn.Config{KnownHosts: []string{o.WriteKnownHosts(t)}, IdentityFiles: []string{o.IdentityFile}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		nf := &NodeFacts{}
+		nf := &views{}
 		err = nf.ReadRedis(context.Background(), c, &SentinelAt{Addr: addr, Set: "myprimary"}, "", secret.New("pw"))
 		c.Close()
 		if !errors.Is(err, tc.want) {
 			t.Fatalf("%q: error %v, want %v", tc.extra, err, tc.want)
 		}
-		if tc.want == nil && nf.Sentinel.Primary != "10.0.0.1 31415" {
-			t.Errorf("over sshd: got %+v", nf.Sentinel)
+		if tc.want == nil && nf.sentinel().Primary != "10.0.0.1 31415" {
+			t.Errorf("over sshd: got %+v", nf.sentinel())
 		}
 	}
 }

@@ -1,0 +1,46 @@
+package modules_test
+
+import (
+	"strings"
+	"testing"
+
+	"hastack.dev/hastack/internal/secret"
+	"hastack.dev/hastack/modules"
+	_ "hastack.dev/hastack/modules/aspera"
+)
+
+func TestLabAsconf(t *testing.T) {
+	n := modules.StartNode(t)
+	r := modules.ResourceFor(t, "asconf", "asconf:/opt/aspera/etc/aspera.conf", map[string]any{
+		"path": "/opt/aspera/etc/aspera.conf",
+		"settings": []map[string]string{
+			{"key": "db_type", "value": "ha_redis"},
+			{"key": "db_host", "value": "10.0.0.1,10.0.0.2,10.0.0.3"},
+		},
+	})
+	c := n.Converge(t, r, nil)
+	if len(c.Commands) != 2 || !strings.Contains(c.Commands[0], `asconfigurator -x 'set_server_data;db_type,ha_redis'`) {
+		t.Errorf("commands %q", c.Commands)
+	}
+	conf := n.Exec(t, "cat", "/opt/aspera/etc/aspera.conf")
+	for _, want := range []string{"<db_type>ha_redis</db_type>", "<db_host>10.0.0.1,10.0.0.2,10.0.0.3</db_host>", "<absolute>/home</absolute>"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("aspera.conf lacks %s:\n%s", want, conf)
+		}
+	}
+}
+
+// asconf refuses to act through a path that is not a regular file
+// (asconfigurator runs as root and rewrites the file by its name).
+func TestAsconfRefusesIrregular(t *testing.T) {
+	p := "/opt/aspera/etc/aspera.conf"
+	r := modules.ResourceFor(t, "asconf", "asconf:x", map[string]any{"path": p, "settings": []map[string]string{{"key": "db_type", "value": "ha_redis"}}})
+	m, err := modules.Lookup("asconf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Diff(r, &modules.Fact{Node: modules.IrregularFacts(p)}, &modules.Env{Secret: secret.New("Passw0rd-x")})
+	if want := `"/opt/aspera/etc/aspera.conf" is a FIFO, not a regular file`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Diff = %+v, %v; want an error saying %s", c, err, want)
+	}
+}
