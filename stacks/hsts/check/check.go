@@ -32,6 +32,10 @@ type Result struct {
 	Check  string // sentinel, quorum, sentinel-peers, redis, firewall, haproxy, failover, replication
 	OK     bool
 	Detail string
+
+	// role is what a "redis" result found the node's Redis to be
+	// ("master", "slave"): the drill reads it, never Detail.
+	role string
 }
 
 // Report is a list of results, in the order they were made.

@@ -332,3 +332,23 @@ func TestHAProxyReachesThePrimary(t *testing.T) {
 		t.Errorf("node3: %q, want %q", details["node3"], want)
 	}
 }
+
+// The drill finds the primary by the structured role of the passing
+// "redis" result, not by the words of its detail.
+func TestPrimaryOfReadsRole(t *testing.T) {
+	c, _ := newChecker(nil)
+	r := c.Health(context.Background())
+	if got := c.primaryOf(r); got != "node1" {
+		t.Errorf("primaryOf = %q, want node1", got)
+	}
+	for i := range r {
+		if r[i].Check == "redis" {
+			r[i].Detail = "role:master (reworded)"
+			r[i].role = ""
+		}
+	}
+	r[1].role = "master" // a result that is not a redis one
+	if got := c.primaryOf(r); got != "" {
+		t.Errorf("primaryOf read %q from the text of the report", got)
+	}
+}

@@ -129,10 +129,11 @@ func debugSleepScript(b, ip string, port, secs int) string {
 	return header(b) + fmt.Sprintf("timeout %d \"$cli\" --no-auth-warning -h %s -p %d DEBUG SLEEP %d </dev/null >/dev/null 2>&1\n", secs+10, ip, port, secs)
 }
 
-// primaryOf finds the node the passing "primary" result names.
+// primaryOf finds the node whose Redis a passing "redis" result found to
+// be the primary.
 func (c *Checker) primaryOf(r Report) string {
 	for _, x := range r {
-		if x.Check == "redis" && strings.HasPrefix(x.Detail, "role:master") {
+		if x.Check == "redis" && x.OK && x.role == "master" {
 			return x.Node
 		}
 	}

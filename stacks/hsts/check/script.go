@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
 	"hastack.dev/hastack/modules/redis"
 )
@@ -14,17 +13,15 @@ import (
 // Chain is the iptables chain the hsts stack keeps its rules in.
 const Chain = "HASTACK"
 
-// header starts every script sent to a node. Scripts travel on stdin
-// (sh -s) with the password filled in, and redis-cli reads it from
-// REDISCLI_AUTH: it is in no command line and no process list. The
-// password is assigned the one way every script does (modules.SecretVar):
-// a password may hold $ ; & | ( ) < > ` !, and the node's root shell must
-// take none of them for code. q runs the Redis CLI the node has (asredis on
-// HSTS) with a time limit, prints its output and then "<boundary>=rc N".
+// header starts every script sent to a node: modules/redis's prelude (the
+// one Redis CLI prelude: the password variables, PATH, the CLI the node has,
+// asredis on HSTS). Scripts travel on stdin (sh -s) with the password
+// filled in, and redis-cli reads it from REDISCLI_AUTH: it is in no command
+// line and no process list. q runs the CLI with a time limit, prints its
+// output and then "<boundary>=rc N" (check reports the exit code).
 func header(boundary string) string {
-	return modules.SecretVar("HASTACK_PW", secret.Placeholder) + "export REDISCLI_AUTH=\"$HASTACK_PW\"\n" +
-		"PATH=" + redis.PATH + "\n" +
-		"cli=$(command -v asredis || command -v redis-cli)\n" +
+	return redis.Prelude + "export REDISCLI_AUTH=\"$HASTACK_PW\"\n" +
+		"cli=$_cli\n" +
 		"q() { out=$(timeout 5 \"$cli\" --no-auth-warning \"$@\" 2>&1 </dev/null); rc=$?; printf '%s\\n' \"$out\" | tr -d '\\r'; echo '" + boundary + "=rc' $rc; }\n"
 }
 

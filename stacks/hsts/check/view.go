@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"hastack.dev/hastack/modules/redis"
 	"hastack.dev/hastack/stacks/hsts"
 )
 
@@ -49,19 +50,10 @@ func (s section) lines() []string {
 	return strings.Split(strings.TrimRight(s.body, "\n"), "\n")
 }
 
-// pairs reads redis-cli's raw output of a flat key/value array. start names
-// the key that begins a new record (SENTINEL REPLICAS returns several).
-func (s section) pairs(start string) []map[string]string {
-	var out []map[string]string
-	ls := s.lines()
-	for i := 0; i+1 < len(ls); i += 2 {
-		if len(out) == 0 || ls[i] == start {
-			out = append(out, map[string]string{})
-		}
-		out[len(out)-1][ls[i]] = ls[i+1]
-	}
-	return out
-}
+// pairs reads redis-cli's raw output of flat key/value arrays, by
+// modules/redis's reader. start names the key that begins a new record
+// (SENTINEL REPLICAS returns several).
+func (s section) pairs(start string) []map[string]string { return redis.Records(s.body, start) }
 
 // info reads "key:value" lines (INFO).
 func (s section) info() map[string]string {
@@ -172,6 +164,7 @@ func (c *Checker) evaluate(views []view) Report {
 					add(n, "redis", false, "says role:master, but the Sentinels name %s", c.addrName(primary))
 				} else {
 					add(n, "redis", true, "role:master, %s replicas connected", in["connected_slaves"])
+					r[len(r)-1].role = "master"
 				}
 			case "slave":
 				up := in["master_link_status"] == "up"
