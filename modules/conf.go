@@ -105,7 +105,7 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	} else {
 		want, live = mergeConf(string(have.Data), s.Directives)
 	}
-	c, err := fileChange(s.Path, s.Owner, s.Group, s.Mode, f.Node, want, env.Secret)
+	c, err := fileChange(s.Path, s.Owner, s.Group, s.Mode, f.Node, want, env)
 	if c == nil || err != nil {
 		return c, err
 	}

@@ -40,23 +40,24 @@ func (fileModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		return nil, err
 	}
 	want := secret.Fill([]byte(s.Content), env.Secret)
-	return fileChange(s.Path, s.Owner, s.Group, s.Mode, f.Node, string(want), env.Secret)
+	return fileChange(s.Path, s.Owner, s.Group, s.Mode, f.Node, string(want), env)
 }
 
 // fileChange compares an observed file with wanted content and metadata and
 // returns the change that writes it. Shared by file and conf.
-func fileChange(p, owner, group, mode string, nf *NodeFacts, want string, sec secret.Secret) (*Change, error) {
+func fileChange(p, owner, group, mode string, nf *NodeFacts, want string, env *Env) (*Change, error) {
+	sec := env.Secret
 	perm, err := strconv.ParseUint(mode, 8, 32)
 	if err != nil {
 		return nil, fmt.Errorf("%s: bad mode %q", p, mode)
 	}
-	uid, ok := nf.Users[owner]
+	uid, ok := env.accountID(nf, "user", owner)
 	if !ok {
-		return nil, fmt.Errorf("%s: owner %q does not exist on the node", p, owner)
+		return nil, fmt.Errorf("%s: owner %q does not exist on the node, and no user resource of an earlier phase creates it", p, owner)
 	}
-	gid, ok := nf.Groups[group]
+	gid, ok := env.accountID(nf, "group", group)
 	if !ok {
-		return nil, fmt.Errorf("%s: group %q does not exist on the node", p, group)
+		return nil, fmt.Errorf("%s: group %q does not exist on the node, and no group resource of an earlier phase creates it", p, group)
 	}
 	c := &Change{}
 	var notes []string

@@ -62,6 +62,31 @@ type Env struct {
 	Triggered []string        // watched resources that change in this plan
 	Stopped   map[string]bool // units an earlier phase of this plan stops
 	Node      string          // node name
+	// planned holds the accounts that user and group resources diffed
+	// earlier on this node create in this plan ("user NAME" → uid, "group
+	// NAME" → gid): a file may be owned by an account the same apply adds.
+	planned map[string]int
+}
+
+// plan records an account this plan creates (user and group Diff).
+func (e *Env) plan(kind, name string, id int) {
+	if e.planned == nil {
+		e.planned = map[string]int{}
+	}
+	e.planned[kind+" "+name] = id
+}
+
+// accountID is an account's id on the node, or the one this plan gives it.
+func (e *Env) accountID(nf *NodeFacts, kind, name string) (int, bool) {
+	table := nf.Users
+	if kind == "group" {
+		table = nf.Groups
+	}
+	if id, ok := table[name]; ok {
+		return id, true
+	}
+	id, ok := e.planned[kind+" "+name]
+	return id, ok
 }
 
 // Module is one resource kind.

@@ -189,6 +189,7 @@ func (groupModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		cmd += " -r"
 	}
 	cmd += " " + s.Name
+	env.plan("group", s.Name, *s.GID)
 	return commandChange(Create, fmt.Sprintf("create group %s (gid %d)", s.Name, *s.GID), cmd), nil
 }
 
@@ -210,6 +211,7 @@ func (userModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		if other := holder(users, *s.UID, s.Name); other != "" {
 			return nil, fmt.Errorf("uid %d is user %s's on the node: the stack gives it to %s", *s.UID, other, s.Name)
 		}
+		env.plan("user", s.Name, *s.UID)
 		return commandChange(Create, fmt.Sprintf("create user %s (uid %d, group %s)", s.Name, *s.UID, s.Group), useradd(s)), nil
 	}
 	if u.id != *s.UID {
