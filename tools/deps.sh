@@ -2,14 +2,15 @@
 # Installs what hastack's tests and its local lab need on Debian: OpenSSH's
 # sshd, Redis, Sentinel, HAProxy (and socat, the first tool a reload of
 # HAProxy tries for saving its server states), nginx (examples/web, and its
-# stream module for the load-balanced front end), iptables, iproute2, curl.
+# stream module for the load-balanced front end), keepalived (its VRRP
+# virtual IP), iptables, iproute2, curl.
 # Needs root.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
 	echo "tools/deps.sh: run as root (as root: bash tools/deps.sh)" >&2
 	exit 1
 fi
-pkgs="openssh-server openssh-client redis-server redis-sentinel redis-tools haproxy socat nginx libnginx-mod-stream curl iptables iproute2 util-linux procps coreutils"
+pkgs="openssh-server openssh-client redis-server redis-sentinel redis-tools haproxy socat keepalived nginx libnginx-mod-stream curl iptables iproute2 util-linux procps coreutils"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
