@@ -167,24 +167,7 @@ func (commandModule) Diff(r *Resource, fact *Fact, env *Env) (*Change, error) {
 		if stamp == "" {
 			return nil
 		}
-		return writeStampFiles(ctx, h, key, r.ID, stamp)
+		return writeStamp(ctx, h, key, r.ID, stamp)
 	}
 	return c, nil
-}
-
-// stampDirs makes the stamps' directories, root's alone.
-var stampDirs = fmt.Sprintf("umask 077 && mkdir -p %s && chmod 700 %s %s", StampDir, hastackDir, StampDir)
-
-// writeStampFiles is writeStamp once stampDirs ran: the node's key first if
-// it is new, then the stamp, both over the host's atomic WriteFile.
-func writeStampFiles(ctx context.Context, h host.Host, k *stampKey, id, stamp string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.new {
-		if err := h.WriteFile(ctx, host.File{Path: StampKeyPath, Data: k.key, Mode: 0o600, UID: 0, GID: 0}); err != nil {
-			return err
-		}
-		k.new = false
-	}
-	return h.WriteFile(ctx, host.File{Path: stampPath(id), Data: []byte(stamp + "\n"), Mode: 0o600, UID: 0, GID: 0})
 }

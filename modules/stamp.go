@@ -64,12 +64,14 @@ func stampOf(s commandSpec, k *stampKey, sec secret.Secret) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// writeStamp records stamp for the command id, writing the node's key first
-// if it is new.
+// stampDirs makes the stamps' directories, root's alone. A stamped
+// command's own exec runs it after the command (no round trip of its own).
+var stampDirs = fmt.Sprintf("umask 077 && mkdir -p %s && chmod 700 %s %s", StampDir, hastackDir, StampDir)
+
+// writeStamp records stamp for the command id once stampDirs ran: the
+// node's key first if it is new, then the stamp, both over the host's
+// atomic WriteFile.
 func writeStamp(ctx context.Context, h host.Host, k *stampKey, id, stamp string) error {
-	if _, err := run(ctx, h, fmt.Sprintf("umask 077 && mkdir -p %s && chmod 700 %s %s", StampDir, hastackDir, StampDir), nil, secret.Secret{}); err != nil {
-		return err
-	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.new {
