@@ -42,31 +42,21 @@ func TestSecretVarInvariant(t *testing.T) {
 // in it runs (modules/redis tests the scripts that talk to a server).
 func TestHostilePasswordScripts(t *testing.T) {
 	ctx := context.Background()
-	for _, raw := range hostiletest.Passwords {
-		t.Run(raw, func(t *testing.T) {
-			t.Run("apply-command", func(t *testing.T) {
-				n := hostiletest.New(t, NodePATH)
-				pw := n.Password(raw)
-				got := filepath.Join(n.Dir, "stdin")
-				for _, spec := range []map[string]any{
-					{"cmd": "cat > " + Quote(got), "stdin": secret.Placeholder},
-				} {
-					r := resource(t, "command", "command:x", spec)
-					c, err := commandModule{}.Diff(r, &Fact{Node: &NodeFacts{}}, &Env{Secret: secret.New(pw)})
-					if err != nil || c == nil {
-						t.Fatalf("diff: %v %v", c, err)
-					}
-					if err := c.Apply(ctx, n); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if _, err := os.Stat(n.Mark); err == nil {
-					t.Errorf("a password ran as shell code: %s exists", n.Mark)
-				}
-				if b, _ := os.ReadFile(got); string(b) != pw {
-					t.Errorf("the command's stdin was %q, want the password", b)
-				}
-			})
-		})
-	}
+	hostiletest.Each(t, NodePATH, func(t *testing.T, n *hostiletest.Node, pw string) {
+		got := filepath.Join(n.Dir, "stdin")
+		r := resource(t, "command", "command:x", map[string]any{"cmd": "cat > " + Quote(got), "stdin": secret.Placeholder})
+		c, err := commandModule{}.Diff(r, &Fact{Node: &NodeFacts{}}, &Env{Secret: secret.New(pw)})
+		if err != nil || c == nil {
+			t.Fatalf("diff: %v %v", c, err)
+		}
+		if err := c.Apply(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(n.Mark); err == nil {
+			t.Errorf("a password ran as shell code: %s exists", n.Mark)
+		}
+		if b, _ := os.ReadFile(got); string(b) != pw {
+			t.Errorf("the command's stdin was %q, want the password", b)
+		}
+	})
 }

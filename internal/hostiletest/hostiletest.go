@@ -79,6 +79,18 @@ esac
 	return n
 }
 
+// Each runs f as a subtest per password of Passwords, named after it,
+// each with a fresh Node and the password with MARK filled in.
+func Each(t *testing.T, nodePATH string, f func(t *testing.T, n *Node, pw string)) {
+	t.Helper()
+	for _, raw := range Passwords {
+		t.Run(raw, func(t *testing.T) {
+			n := New(t, nodePATH)
+			f(t, n, n.Password(raw))
+		})
+	}
+}
+
 // Password returns p with MARK replaced by n.Mark.
 func (n *Node) Password(p string) string { return strings.ReplaceAll(p, "MARK", n.Mark) }
 

@@ -16,55 +16,48 @@ import (
 // CLI gets the password byte for byte, and nothing in it runs.
 func TestHostilePasswordScripts(t *testing.T) {
 	ctx := context.Background()
-	for _, raw := range hostiletest.Passwords {
-		t.Run(raw, func(t *testing.T) {
-			t.Run("facts", func(t *testing.T) {
-				n := hostiletest.New(t, PATH)
-				pw := n.Password(raw)
-				script, _, err := modules.FactScript(nil, modules.Needs{Shared: Needs(&SentinelAt{Addr: "127.0.0.1 41415", Set: "myprimary"}, "127.0.0.1 31415")})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := n.Run(ctx, "sh -s", strings.NewReader(string(secret.Fill([]byte(script), secret.New(pw))))); err != nil {
-					t.Fatal(err)
-				}
-				n.Check(pw)
-			})
-			t.Run("rotation-fallback", func(t *testing.T) {
-				n := hostiletest.New(t, PATH)
-				pw, old := n.Password(raw), n.Password(raw)+"-old"
-				n.Reject(pw) // the server knows only the previous password
-				if _, err := Run(ctx, n, "redisq -h 127.0.0.1 -p 31415 PING\n", secret.New(pw).WithPrevious(secret.New(old))); err != nil {
-					t.Fatal(err)
-				}
-				n.Check(pw, old)
-				if a := n.Auths(); len(a) != 2 || a[1] != old {
-					t.Errorf("the fallback did not use the previous password: %q", a)
-				}
-			})
-			t.Run("apply-live-set", func(t *testing.T) {
-				n := hostiletest.New(t, PATH)
-				pw := n.Password(raw)
-				if err := (live{}).Set(ctx, n, "127.0.0.1 31415", "CONFIG SET masterauth "+pw, secret.New(pw)); err != nil {
-					t.Fatal(err)
-				}
-				n.Check(pw)
-			})
-			t.Run("apply-command", func(t *testing.T) {
-				n := hostiletest.New(t, PATH)
-				pw := n.Password(raw)
-				spec, _ := json.Marshal(map[string]any{"cmd": "sh -s", "stdin": "redisq -h 127.0.0.1 -p 31415 PING\n", "prelude": PreludeName})
-				r := &modules.Resource{ID: "command:x", Kind: "command", Spec: spec}
-				m, _ := modules.Lookup("command")
-				c, err := m.Diff(r, &modules.Fact{Node: &modules.NodeFacts{}}, &modules.Env{Secret: secret.New(pw)})
-				if err != nil || c == nil {
-					t.Fatalf("diff: %v %v", c, err)
-				}
-				if err := c.Apply(ctx, n); err != nil {
-					t.Fatal(err)
-				}
-				n.Check(pw)
-			})
-		})
+	for name, f := range map[string]func(t *testing.T, n *hostiletest.Node, pw string){
+		"facts": func(t *testing.T, n *hostiletest.Node, pw string) {
+			script, _, err := modules.FactScript(nil, modules.Needs{Shared: Needs(&SentinelAt{Addr: "127.0.0.1 41415", Set: "myprimary"}, "127.0.0.1 31415")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := n.Run(ctx, "sh -s", strings.NewReader(string(secret.Fill([]byte(script), secret.New(pw))))); err != nil {
+				t.Fatal(err)
+			}
+			n.Check(pw)
+		},
+		"rotation-fallback": func(t *testing.T, n *hostiletest.Node, pw string) {
+			old := pw + "-old"
+			n.Reject(pw) // the server knows only the previous password
+			if _, err := Run(ctx, n, "redisq -h 127.0.0.1 -p 31415 PING\n", secret.New(pw).WithPrevious(secret.New(old))); err != nil {
+				t.Fatal(err)
+			}
+			n.Check(pw, old)
+			if a := n.Auths(); len(a) != 2 || a[1] != old {
+				t.Errorf("the fallback did not use the previous password: %q", a)
+			}
+		},
+		"apply-live-set": func(t *testing.T, n *hostiletest.Node, pw string) {
+			if err := (live{}).Set(ctx, n, "127.0.0.1 31415", "CONFIG SET masterauth "+pw, secret.New(pw)); err != nil {
+				t.Fatal(err)
+			}
+			n.Check(pw)
+		},
+		"apply-command": func(t *testing.T, n *hostiletest.Node, pw string) {
+			spec, _ := json.Marshal(map[string]any{"cmd": "sh -s", "stdin": "redisq -h 127.0.0.1 -p 31415 PING\n", "prelude": PreludeName})
+			r := &modules.Resource{ID: "command:x", Kind: "command", Spec: spec}
+			m, _ := modules.Lookup("command")
+			c, err := m.Diff(r, &modules.Fact{Node: &modules.NodeFacts{}}, &modules.Env{Secret: secret.New(pw)})
+			if err != nil || c == nil {
+				t.Fatalf("diff: %v %v", c, err)
+			}
+			if err := c.Apply(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+			n.Check(pw)
+		},
+	} {
+		t.Run(name, func(t *testing.T) { hostiletest.Each(t, PATH, f) })
 	}
 }
