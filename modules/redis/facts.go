@@ -177,9 +177,7 @@ func ParseSentinel(s string) SentinelView {
 	if len(parts) < 3 {
 		return SentinelView{State: "error"}
 	}
-	if f := strings.Fields(parts[0]); len(f) == 2 {
-		v.Primary = f[0] + " " + f[1]
-	}
+	v.Primary = MasterAddr(parts[0])
 	v.Sentinels = fieldAfter(parts[1], "ip")
 	v.Replicas = fieldAfter(parts[2], "ip")
 	v.ReplicaHealth = replicaHealth(parts[2])
@@ -187,6 +185,17 @@ func ParseSentinel(s string) SentinelView {
 		v.QuorumOK = strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(parts[3], "3")), "OK")
 	}
 	return v
+}
+
+// MasterAddr reads redis-cli's answer to SENTINEL get-master-addr-by-name:
+// "ip port", or "" when it names no primary (an empty answer, or anything
+// that is not an address and a port).
+func MasterAddr(s string) string {
+	f := strings.Fields(s)
+	if len(f) != 2 || strings.Trim(f[1], "0123456789") != "" {
+		return ""
+	}
+	return f[0] + " " + f[1]
 }
 
 // Records reads redis-cli's raw output of flat key/value arrays, one map
@@ -237,27 +246,24 @@ func fieldAfter(s, key string) []string {
 	return out
 }
 
-// ParseInfo reads INFO replication.
-func ParseInfo(s string) RedisView {
-	s = strings.ReplaceAll(s, "\r", "")
-	if !strings.Contains(s, "role:") {
-		return RedisView{State: answerState(s)}
-	}
-	v := RedisView{State: "up"}
-	for _, l := range strings.Split(s, "\n") {
-		k, val, _ := strings.Cut(l, ":")
-		switch k {
-		case "role":
-			v.Role = val
-		case "master_host":
-			v.PrimaryHost = val
-		case "master_port":
-			v.PrimaryPort = val
-		case "master_link_status":
-			v.LinkUp = val == "up"
+// InfoFields reads INFO's "key:value" lines, of any section.
+func InfoFields(s string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(strings.ReplaceAll(s, "\r", ""), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			m[k] = v
 		}
 	}
-	return v
+	return m
+}
+
+// ParseInfo reads INFO replication.
+func ParseInfo(s string) RedisView {
+	in := InfoFields(s)
+	if _, ok := in["role"]; !ok {
+		return RedisView{State: answerState(s)}
+	}
+	return RedisView{State: "up", Role: in["role"], PrimaryHost: in["master_host"], PrimaryPort: in["master_port"], LinkUp: in["master_link_status"] == "up"}
 }
 
 // hostPort turns "ip port" into a dial address.

@@ -46,37 +46,22 @@ func (s section) failure() string {
 	return ""
 }
 
-func (s section) lines() []string {
-	return strings.Split(strings.TrimRight(s.body, "\n"), "\n")
-}
-
 // pairs reads redis-cli's raw output of flat key/value arrays, by
 // modules/redis's reader. start names the key that begins a new record
 // (SENTINEL REPLICAS returns several).
 func (s section) pairs(start string) []map[string]string { return redis.Records(s.body, start) }
 
-// info reads "key:value" lines (INFO).
-func (s section) info() map[string]string {
-	m := map[string]string{}
-	for _, l := range s.lines() {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
+// info reads "key:value" lines (INFO), by modules/redis's reader.
+func (s section) info() map[string]string { return redis.InfoFields(s.body) }
 
-// named is the primary a node's Sentinel names, "ip:port", or "".
+// named is the primary a node's Sentinel names, "ip:port", or "": its
+// get-master-addr-by-name read by modules/redis's reader.
 func (v view) named() string {
 	s := v.secs["getmaster"]
 	if s.failure() != "" {
 		return ""
 	}
-	ls := s.lines()
-	if len(ls) != 2 || ls[0] == "" {
-		return ""
-	}
-	return ls[0] + ":" + ls[1]
+	return strings.Replace(redis.MasterAddr(s.body), " ", ":", 1)
 }
 
 // consensus is the primary ("ip:port") more than half of the nodes'
