@@ -56,7 +56,7 @@ func TestRenderThreeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Nodes) != 3 || len(r.Phases) != 10 {
+	if len(r.Nodes) != 3 || len(r.Phases) != 11 {
 		t.Fatalf("got %d nodes, %d phases", len(r.Nodes), len(r.Phases))
 	}
 	if r.Nodes[0].Name != decoded(t, cl).Primary {
@@ -104,34 +104,54 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 	}
 }
 
-// A new cluster starts its services on the primary, then on every replica
-// together; a live one rolls them one node at a time, replicas first.
+// A new cluster starts Redis on the primary, then on every replica
+// together, and only then the other services the same way (a Sentinel
+// started before the last replica connects misses it for 10 s); a live one
+// rolls everything in one phase, one node at a time, replicas first.
 func TestRenderStartPhase(t *testing.T) {
 	cfg := loadExample(t, "../../examples/three-node")
 	cl := cfg.Clusters[0]
+	batches := `"batches":[1,"100%"]`
 	for _, tc := range []struct {
-		live bool
-		want string
+		live                bool
+		redis, others       string // in each start phase's JSON
+		samePhase           bool
+		quorumAfterServices int // phases from the services' start to the quorum's
 	}{
-		{false, `{"name":"start the services: the primary, then every replica together (003 step 12)","batches":[1,"100%"]}`},
-		{true, `"serial":true,"order":"replicas-first","gate":true,"failover":"asperaredisd"`},
+		{false, `{"name":"start Redis: the primary, then every replica together (003 step 12)",` + batches, `{"name":"start Sentinel and the HSTS services: the primary, then every replica together (003 step 12)",` + batches, false, 1},
+		{true, `"serial":true,"order":"replicas-first","gate":true,"failover":"asperaredisd"`, `"serial":true,"order":"replicas-first"`, true, 1},
 	} {
 		r, err := testRender(t, cfg, cl, decoded(t, cl).Primary, nil, tc.live)
 		if err != nil {
 			t.Fatal(err)
 		}
-		start := -1
+		phase := map[string]int{}
 		for _, res := range r.Nodes[0].Resources {
-			if res.ID == "service:asperaredisd" {
-				start = res.Phase
+			phase[res.ID] = res.Phase
+		}
+		redis, sentinel := phase["service:asperaredisd"], phase["service:asperaredissentinel"]
+		for _, id := range []string{"service:asperanoded", "service:asperarund"} {
+			if phase[id] != sentinel {
+				t.Errorf("live %v: %s in phase %d, Sentinel in %d", tc.live, id, phase[id], sentinel)
 			}
 		}
-		b, err := json.Marshal(r.Phases[start])
-		if err != nil {
-			t.Fatal(err)
+		if (redis == sentinel) != tc.samePhase || redis > sentinel {
+			t.Errorf("live %v: Redis starts in phase %d, Sentinel in %d", tc.live, redis, sentinel)
 		}
-		if !strings.Contains(string(b), tc.want) {
-			t.Errorf("live %v: the start phase is %s, want %s", tc.live, b, tc.want)
+		if q := phase["sentinelreset:"+decoded(t, cl).PrimarySet]; q-sentinel != tc.quorumAfterServices {
+			t.Errorf("live %v: SENTINEL RESET in phase %d, the services in %d", tc.live, q, sentinel)
+		}
+		for _, c := range []struct {
+			ph   int
+			want string
+		}{{redis, tc.redis}, {sentinel, tc.others}} {
+			b, err := json.Marshal(r.Phases[c.ph])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), c.want) {
+				t.Errorf("live %v: phase %d is %s, want %s", tc.live, c.ph, b, c.want)
+			}
 		}
 	}
 }
