@@ -2,6 +2,7 @@ package modules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -110,6 +111,7 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		return c, err
 	}
 	metaOnly := c.Live
+	m := newMasker(want, env.Secret)
 	// Live only when that server runs: a stopped one reads the file when
 	// it starts, and CONFIG SET on it would fail every run.
 	applier := liveAppliers[s.Live]
@@ -118,7 +120,7 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		// Every changed line can be set at run time: do that, then write
 		// the file, and tell watchers no restart is needed.
 		for _, l := range live {
-			c.Commands = append(c.Commands, mask(l, env.Secret))
+			c.Commands = append(c.Commands, m.text(l))
 		}
 		c.Summary += " (applied live, no restart)"
 		c.Live = true
@@ -131,7 +133,9 @@ func (confModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	c.apply = func(ctx context.Context, h host.Host) error {
 		for _, l := range live {
 			if err := applier.Set(ctx, h, s.LiveAddr, l, sec); err != nil {
-				return err
+				// The applier hides the passwords, not the stack's
+				// secret-named values.
+				return errors.New(m.text(err.Error()))
 			}
 		}
 		if have == nil {

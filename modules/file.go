@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -125,31 +126,78 @@ func mask(s string, sec secret.Secret) string {
 	return s
 }
 
-// maskDiff hides every secret a diff of a file could show, on every kind of
-// line (a context line shows as much as a changed one):
-//   - the cluster's passwords, wherever they are (mask);
-//   - the rest of a line that starts as a line of want holding a password
-//     starts: the node's version of a line hastack writes a secret into
-//     holds a secret too (an old password, one set by hand);
-//   - the value of a directive whose name says it is secret (secretName:
-//     tls-key-file-pass, masterauth, auth-pass ...) and of the lines a
-//     product module says hold a secret its name does not say
-//     (RegisterSecretLine).
-func maskDiff(d, want string, sec secret.Secret) string {
-	prefixes := secretPrefixes(want, sec)
-	lines := strings.Split(mask(d, sec), "\n")
+// A masker is the one way a change hides its secrets in everything it
+// shows (its diff, its commands, the errors of its apply). It is built
+// from the content the change writes:
+//   - the cluster's passwords and their placeholders, wherever they are
+//     (mask);
+//   - on a config line, the rest of a line that starts as a line of want
+//     holding a password starts: the node's version of a line hastack
+//     writes a secret into holds a secret too (an old password, one set by
+//     hand);
+//   - on a config line, the value of a directive whose name says it is
+//     secret (secretName: tls-key-file-pass, masterauth, auth-pass ...)
+//     and of the lines a product module says hold a secret its name does
+//     not say (RegisterSecretLine);
+//   - in any text, the values the last two rules find in want: a secret
+//     written in the stack under a secret name is hidden in a live command
+//     (CONFIG SET tls-key-file-pass ...) as in the diff. Hiding a short
+//     such value where it stands for something else errs on the safe side.
+type masker struct {
+	sec      secret.Secret
+	prefixes []string // secretPrefixes of want
+	values   []string // the secret parts of want's lines, longest first
+}
+
+func newMasker(want string, sec secret.Secret) masker {
+	m := masker{sec: sec, prefixes: secretPrefixes(want, sec)}
+	for _, l := range strings.Split(want, "\n") {
+		// The lines under prefixes hold a password, hidden already.
+		body := strings.TrimSpace(l)
+		k, ok := sensitiveKey(body)
+		if !ok || strings.HasPrefix(body, "#") || strings.HasPrefix(body, "<!--") {
+			continue
+		}
+		v := body[len(k):]
+		if i := strings.LastIndex(v, "</"); strings.HasPrefix(k, "<") && i >= 0 {
+			v = v[:i] // <name>value</name>
+		}
+		if v = strings.TrimSpace(v); v != "" {
+			m.values = append(m.values, v)
+		}
+	}
+	sort.Slice(m.values, func(i, j int) bool { return len(m.values[i]) > len(m.values[j]) })
+	return m
+}
+
+// text hides the secrets in free text: a command, an error.
+func (m masker) text(s string) string {
+	s = mask(s, m.sec)
+	for _, v := range m.values {
+		s = strings.ReplaceAll(s, v, secret.Shown)
+	}
+	return s
+}
+
+// diff hides every secret a unified diff of the file could show, on every
+// kind of line (a context line shows as much as a changed one).
+func (m masker) diff(d string) string {
+	lines := strings.Split(mask(d, m.sec), "\n")
 	for i, l := range lines {
 		// The two header lines, hunk headers and the trailing "": every
 		// other line starts with ' ', '-' or '+'.
 		if i < 2 || l == "" || strings.HasPrefix(l, "@@") {
 			continue
 		}
-		if k, ok := secretPart(l[1:], prefixes); ok {
+		if k, ok := secretPart(l[1:], m.prefixes); ok {
 			lines[i] = l[:1] + k + secret.Shown
 		}
 	}
 	return strings.Join(lines, "\n")
 }
+
+// maskDiff is newMasker(want, sec).diff(d).
+func maskDiff(d, want string, sec secret.Secret) string { return newMasker(want, sec).diff(d) }
 
 // secretPrefixes returns, for each line of want that holds one of the
 // cluster's passwords, the text before it.

@@ -2,8 +2,10 @@ package modules
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,3 +133,49 @@ func TestWriteFileMkdirOnlyWhenMissing(t *testing.T) {
 type failWrites struct{ *failingHost }
 
 func (failWrites) WriteFile(context.Context, host.File) error { return os.ErrPermission }
+
+// failingLive is a server that is up and refuses every live set, naming
+// the command it was sent, as a real one's error does.
+type failingLive struct{}
+
+func (failingLive) Up(*NodeFacts, string) bool { return true }
+func (failingLive) Set(_ context.Context, _ host.Host, _, cmd string, sec secret.Secret) error {
+	return errors.New(Mask(cmd, sec) + ": ERR refused") // it knows only the passwords
+}
+
+// A live set goes through the diff's masker too: a secret the stack writes
+// under a secret name is hidden in the plan's commands and in the error of
+// a failed apply, not only in the diff; the cluster password likewise.
+func TestMaskLiveCommands(t *testing.T) {
+	RegisterLive("test-failing", failingLive{})
+	sec := secret.New("Cluster-Pw-1")
+	node := "tls-key-file-pass OldKeyPass1\nrequirepass OldOnNode99\nmaxmemory 1\n"
+	r := resource(t, "conf", "conf:/etc/r.conf", map[string]any{"path": "/etc/r.conf", "owner": "root", "group": "root", "mode": "0600",
+		"live": "test-failing", "liveAddr": "10.0.0.1 6379",
+		"directives": []map[string]any{
+			{"key": "tls-key-file-pass", "value": "NewKeyPass2", "liveSet": "CONFIG SET tls-key-file-pass"},
+			{"key": "requirepass", "value": secret.Placeholder, "liveSet": "ACL SETUSER default >{}"},
+			{"key": "maxmemory", "value": "2", "liveSet": "CONFIG SET maxmemory"},
+		}})
+	nf := &NodeFacts{Files: map[string]*FileFact{"/etc/r.conf": {Data: []byte(node), Mode: 0o600, Owner: "root", Group: "root"}},
+		Users: map[string]int{"root": 0}, Groups: map[string]int{"root": 0}}
+	c, err := confModule{}.Diff(r, &Fact{Node: nf}, &Env{Secret: sec})
+	if err != nil || c == nil || !c.Live {
+		t.Fatalf("diff: %+v %v", c, err)
+	}
+	shown := strings.Join(append(c.Commands, c.Diff, c.Summary), "\n")
+	for _, leak := range []string{"NewKeyPass2", "OldKeyPass1", "OldOnNode99", sec.Value()} {
+		if strings.Contains(shown, leak) {
+			t.Errorf("the plan shows %q:\n%s", leak, shown)
+		}
+	}
+	for _, want := range []string{"CONFIG SET tls-key-file-pass " + secret.Shown, "ACL SETUSER default '>" + secret.Shown + "'", "CONFIG SET maxmemory 2"} {
+		if !slices.Contains(c.Commands, want) {
+			t.Errorf("commands %q lack %q", c.Commands, want)
+		}
+	}
+	err = c.Apply(context.Background(), &recorder{})
+	if err == nil || strings.Contains(err.Error(), "NewKeyPass2") || strings.Contains(err.Error(), sec.Value()) || !strings.Contains(err.Error(), "ERR refused") {
+		t.Errorf("apply error: %v", err)
+	}
+}

@@ -31,8 +31,8 @@ func TestParseInfo(t *testing.T) {
 		t.Errorf("primary: %+v", got)
 	}
 	for in, want := range map[string]string{
-		"NOAUTH Authentication required.":         "auth-failed",
-		"":                                        "down",
+		"NOAUTH Authentication required.": "auth-failed",
+		"":                                "down",
 		"Could not connect to Redis at 1.2.3.4:5": "down",
 		"ERR unknown subcommand 'role:'":          "error", // role: in an error is no role
 	} {
