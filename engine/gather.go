@@ -80,12 +80,7 @@ func gatherWith(ctx context.Context, n NodeSpec, h host.Host, sec secret.Secret,
 		return nil, fmt.Errorf("reading facts: %w", err)
 	}
 	if res.Code != 0 {
-		msg := strings.TrimSpace(string(res.Stderr))
-		for _, v := range []secret.Secret{sec, sec.Previous()} {
-			if !v.IsZero() {
-				msg = strings.ReplaceAll(msg, v.Value(), secret.Shown)
-			}
-		}
+		msg := modules.Mask(strings.TrimSpace(string(res.Stderr)), sec)
 		return nil, fmt.Errorf("reading facts: the fact script exited %d: %s", res.Code, msg)
 	}
 	nf, own, err := modules.ParseFacts(res.Stdout, boundary, n.Resources)
