@@ -8,7 +8,23 @@ import (
 	"sync"
 
 	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/sshconn"
 )
+
+// sshTarget is how n is reached over SSH. A port or user the CUE does not
+// give is left to ~/.ssh/config (then 22 and root), as Ansible leaves
+// ansible_port and ansible_user unset to ssh: see docs/ssh.md.
+func sshTarget(n NodeSpec) sshconn.Target {
+	t := sshconn.Target{Name: n.Name, Host: n.SSH.Host}
+	if n.SSH.PortSet {
+		t.Port = n.SSH.Port
+	}
+	if n.SSH.UserSet {
+		t.User = n.SSH.User
+		t.Sudo = sshconn.DefaultSudo(t.User)
+	}
+	return t
+}
 
 // Connector reaches one node some other way than SSH: arg is what follows
 // the name in HASTACK_CONNECTOR=name[:arg] (a folder, a file of canned

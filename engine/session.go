@@ -396,8 +396,7 @@ func connectAndGather(ctx context.Context, nodes []NodeSpec, opts Options,
 			case n.SSH.Host == LocalHost:
 				h = host.Local(n.Name)
 			default:
-				h, err = sshconn.Dial(ctx, sshconn.Target{Name: n.Name, Host: n.SSH.Host, Port: n.SSH.Port,
-					User: n.SSH.User, Sudo: sshconn.DefaultSudo(n.SSH.User)}, opts.SSH)
+				h, err = sshconn.Dial(ctx, sshTarget(n), opts.SSH)
 			}
 			if lock != nil {
 				connected := err == nil

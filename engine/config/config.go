@@ -55,6 +55,10 @@ type SSH struct {
 	Host string
 	Port int
 	User string
+	// PortSet and UserSet say the CUE gives them (not a schema default):
+	// otherwise ~/.ssh/config's Port and User apply (docs/ssh.md).
+	PortSet bool `json:"-"`
+	UserSet bool `json:"-"`
 }
 
 // Fields are the top-level maps of systems, in the order they are listed.

@@ -56,7 +56,8 @@ func decode(cl *Cluster) error {
 	if cl.Driver == "" {
 		cl.Driver = fieldDrivers[cl.Field]
 	}
-	for _, n := range raw.Nodes {
+	nodes := cl.Value.LookupPath(cue.ParsePath("nodes"))
+	for i, n := range raw.Nodes {
 		port := n.SSH.Port
 		if port == 0 {
 			port = 22
@@ -69,7 +70,19 @@ func decode(cl *Cluster) error {
 		if host == "" {
 			host = n.IP
 		}
-		cl.Nodes = append(cl.Nodes, Node{Name: n.Name, IP: n.IP, SSH: SSH{Host: host, Port: port, User: user}})
+		cl.Nodes = append(cl.Nodes, Node{Name: n.Name, IP: n.IP, SSH: SSH{Host: host, Port: port, User: user,
+			PortSet: written(nodes, i, "port"), UserSet: written(nodes, i, "user")}})
 	}
 	return nil
+}
+
+// written says whether node i's ssh.field is in the CUE rather than a
+// schema default: a field still holding its default has one.
+func written(nodes cue.Value, i int, field string) bool {
+	v := nodes.LookupPath(cue.MakePath(cue.Index(i), cue.Str("ssh"), cue.Str(field)))
+	if !v.Exists() {
+		return false
+	}
+	_, isDefault := v.Default()
+	return !isDefault
 }

@@ -23,6 +23,7 @@ import (
 type remoteFlags struct {
 	knownHosts   listFlag
 	identities   listFlag
+	sshConfig    string
 	acceptNew    bool
 	insecureKeys bool
 	clusters     listFlag
@@ -73,6 +74,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.Var(&r.knownHosts, "known-hosts", "known_hosts file (repeatable; default $HASTACK_KNOWN_HOSTS or ~/.ssh/known_hosts)")
+	fs.StringVar(&r.sshConfig, "F", "", "OpenSSH client config file for hosts, users, ports, keys and ProxyJump (default $HASTACK_SSH_CONFIG or ~/.ssh/config; none: read none); what the hastack config and the flags say wins")
 	fs.Var(&r.identities, "i", "SSH private key file (repeatable; default $HASTACK_IDENTITY, ~/.ssh/id_*, and ssh-agent)")
 	fs.BoolVar(&r.acceptNew, "accept-new-host-keys", false, "trust and record host keys of nodes not yet in known_hosts (a changed key is still refused)")
 	fs.BoolVar(&r.insecureKeys, "insecure-ignore-host-keys", false, "do not verify host keys at all (never in production)")
@@ -101,6 +103,11 @@ func (r *remoteFlags) options() (engine.Options, error) {
 			c.IdentityFiles = filepath.SplitList(v)
 		}
 	}
+	cc, err := r.clientConfig()
+	if err != nil {
+		return engine.Options{}, err
+	}
+	c.ClientConfig = cc
 	// HASTACK_LAB and the like: registered by the packages that own them.
 	if err := sshconn.FromEnv(&c); err != nil {
 		return engine.Options{}, err
@@ -116,6 +123,30 @@ func (r *remoteFlags) options() (engine.Options, error) {
 		opts.Connect = connect
 	}
 	return opts, nil
+}
+
+// clientConfig reads the OpenSSH client config: -F, else
+// $HASTACK_SSH_CONFIG, else ~/.ssh/config when there is one; "none" reads
+// none. See docs/ssh.md.
+func (r *remoteFlags) clientConfig() (*sshconn.ClientConfig, error) {
+	path := r.sshConfig
+	if path == "" {
+		path = os.Getenv("HASTACK_SSH_CONFIG")
+	}
+	if path == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, nil
+		}
+		path = filepath.Join(home, ".ssh", "config")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	if path == sshconn.NoClientConfig {
+		return nil, nil
+	}
+	return sshconn.LoadClientConfig(path)
 }
 
 // prepare loads and validates dir, makes every stream redact the cluster

@@ -24,30 +24,35 @@ var defaultIdentities = []string{"id_rsa", "id_ecdsa", "id_ed25519"}
 // that can be used. A file protected by a passphrase is skipped when the
 // agent holds its key; otherwise its passphrase is asked on the terminal,
 // and with no terminal (or Config.BatchMode) it is skipped with a warning
-// naming it, so that the other keys are still tried. The returned closer
-// ends the agent connection; call it after the handshake.
-func signers(ctx context.Context, cfg Config, explicit bool) ([]ssh.Signer, func(), error) {
-	var out []ssh.Signer
+// naming it, so that the other keys are still tried. With identitiesOnly
+// (IdentitiesOnly yes) only the agent's keys that are one of ids are used.
+// The returned closer ends the agent connection; call it after the
+// handshake.
+func signers(ctx context.Context, cfg Config, ids []identity, identitiesOnly bool) ([]ssh.Signer, func(), error) {
+	var agentKeys []ssh.Signer
 	closer := func() {}
 	if cfg.UseAgent {
 		if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
 			if c, err := net.Dial("unix", sock); err == nil {
 				if ss, err := agent.NewClient(c).Signers(); err == nil {
-					out = append(out, ss...)
+					agentKeys = ss
 				}
 				closer = func() { c.Close() }
 			}
 		}
 	}
 	inAgent := map[string]bool{}
-	for _, s := range out {
+	for _, s := range agentKeys {
 		inAgent[string(s.PublicKey().Marshal())] = true
 	}
+	var files []ssh.Signer
+	fileKeys := map[string]bool{} // public keys of ids, for identitiesOnly
 	var skipped []string
-	for _, f := range cfg.IdentityFiles {
+	for _, id := range ids {
+		f := id.path
 		b, err := os.ReadFile(f)
 		if err != nil {
-			if !explicit && errors.Is(err, os.ErrNotExist) {
+			if !id.must && errors.Is(err, os.ErrNotExist) {
 				continue // a default path that this user does not have
 			}
 			closer()
@@ -57,7 +62,11 @@ func signers(ctx context.Context, cfg Config, explicit bool) ([]ssh.Signer, func
 		var pm *ssh.PassphraseMissingError
 		switch {
 		case errors.As(err, &pm):
-			if pub := publicKeyOf(f, pm); pub != nil && inAgent[string(pub.Marshal())] {
+			pub := publicKeyOf(f, pm)
+			if pub != nil {
+				fileKeys[string(pub.Marshal())] = true
+			}
+			if pub != nil && inAgent[string(pub.Marshal())] {
 				continue // the agent signs with it
 			}
 			s, err = decrypted(ctx, cfg, f, b)
@@ -69,13 +78,24 @@ func signers(ctx context.Context, cfg Config, explicit bool) ([]ssh.Signer, func
 				skipped = append(skipped, f)
 				continue
 			}
-		case err != nil && explicit:
+		case err != nil && id.must:
 			closer()
 			return nil, nil, fmt.Errorf("identity file %s: %w", f, err)
 		case err != nil:
 			cfg.warnOnce(fmt.Sprintf("identity file %s: %v: skipped", f, err))
 			continue
 		}
+		fileKeys[string(s.PublicKey().Marshal())] = true
+		files = append(files, s)
+	}
+	var out []ssh.Signer
+	seen := map[string]bool{} // a key both in the agent and in a file is offered once
+	for _, s := range append(agentKeys, files...) {
+		k := string(s.PublicKey().Marshal())
+		if seen[k] || identitiesOnly && !fileKeys[k] {
+			continue
+		}
+		seen[k] = true
 		out = append(out, s)
 	}
 	if len(out) == 0 {

@@ -11,8 +11,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +45,12 @@ type Config struct {
 	// AcceptNew adds unknown host keys to the first KnownHosts file, like
 	// OpenSSH StrictHostKeyChecking=accept-new. A changed key is still refused.
 	AcceptNew             bool
-	InsecureIgnoreHostKey bool     // explicit opt-in only
-	IdentityFiles         []string // default ~/.ssh/id_rsa, id_ecdsa, id_ed25519 if present (OpenSSH's order)
-	UseAgent              bool     // use SSH_AUTH_SOCK when set, before the files
+	InsecureIgnoreHostKey bool // explicit opt-in only
+	// IdentityFiles are tried first (-i); then ssh_config's IdentityFile
+	// lines; when neither names one, ~/.ssh/id_rsa, id_ecdsa, id_ed25519
+	// if present (OpenSSH's order).
+	IdentityFiles []string
+	UseAgent      bool // use SSH_AUTH_SOCK when set, before the files
 	// BatchMode never asks for a key's passphrase (as ssh -o BatchMode=yes):
 	// a key that needs one and is not in the agent is skipped. Without it,
 	// the passphrase is asked on the controlling terminal, if there is one.
@@ -78,6 +79,11 @@ type Config struct {
 	// stop the run (a skipped known_hosts line or identity file), once per
 	// process. Default os.Stderr.
 	Warnings io.Writer
+	// ClientConfig is the user's OpenSSH client configuration (-F,
+	// $HASTACK_SSH_CONFIG or ~/.ssh/config); nil reads none. What the
+	// fields above say wins over it, as flags win over ssh_config for ssh.
+	// Its jump-host connections are shared by every Dial with it.
+	ClientConfig *ClientConfig
 }
 
 var warned sync.Map // lines already written to Config.Warnings
@@ -95,30 +101,25 @@ func (c Config) warnOnce(msg string) {
 	fmt.Fprintf(w, "hastack: warning: %s\n", msg)
 }
 
-func (c Config) withDefaults() (Config, bool) {
-	home, _ := os.UserHomeDir()
-	if len(c.KnownHosts) == 0 {
-		c.KnownHosts = []string{filepath.Join(home, ".ssh", "known_hosts")}
-	}
-	explicit := len(c.IdentityFiles) > 0
-	if !explicit {
-		for _, n := range defaultIdentities {
-			c.IdentityFiles = append(c.IdentityFiles, filepath.Join(home, ".ssh", n))
-		}
-	}
+// timeouts fills the defaults of the settings ssh_config can also give.
+func (c Config) timeouts() Config {
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 10 * time.Second
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 15 * time.Second
 	}
+	return c
+}
+
+func (c Config) withDefaults() Config {
 	if c.Dial == nil {
 		c.Dial = (&net.Dialer{}).DialContext
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 8
 	}
-	return c, explicit
+	return c
 }
 
 var dials atomic.Int64
@@ -133,6 +134,9 @@ type Conn struct {
 	sudo   bool
 	cfg    Config
 	client *ssh.Client
+	// release lets go of the jump host this connection goes through
+	// (a no-op for a direct one); Close calls it.
+	unjump func()
 	sem    chan struct{} // bounds concurrent sessions
 	done   chan struct{} // closed by Close
 	once   sync.Once
@@ -165,75 +169,109 @@ func (c *Conn) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // Dial connects to t and authenticates. The handshake is bounded by ctx and
-// c.ConnectTimeout.
+// the connect timeout. With a ClientConfig, t.Host is looked up in it as
+// ssh looks up its destination (HostName, Port, User, keys, ProxyJump...);
+// t.Port and t.User, when set, win over it, and an empty t.User also
+// decides t.Sudo (DefaultSudo of the user found).
 func Dial(ctx context.Context, t Target, c Config) (*Conn, error) {
-	c, explicitIDs := c.withDefaults()
-	if t.Port == 0 {
-		t.Port = 22
+	c = c.withDefaults()
+	sudoFromUser := t.User == ""
+	e, err := resolveTarget(t, c)
+	if err != nil {
+		return nil, err
 	}
-	if t.User == "" {
-		t.User = "root"
+	if sudoFromUser {
+		t.Sudo = DefaultSudo(e.user)
 	}
-	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
-	cc := &ssh.ClientConfig{User: t.User, Timeout: c.ConnectTimeout}
-	if c.InsecureIgnoreHostKey {
+	var via *ssh.Client
+	release := func() {}
+	if len(e.hops) > 0 {
+		if via, release, err = c.ClientConfig.jumps.client(ctx, e.hops[len(e.hops)-1], c); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
+	}
+	client, err := handshake(ctx, e, c, via)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	conn := &Conn{
+		name: t.Name, sudo: t.Sudo, cfg: e.cfg,
+		client: client,
+		unjump: release,
+		sem:    make(chan struct{}, c.MaxSessions),
+		done:   make(chan struct{}),
+	}
+	if c.OpenSFTP {
+		ctx, cancel := context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+		defer cancel()
+		if _, err := conn.sftpClient(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: SFTP, needed to write files: %w", t.Name, err)
+		}
+	}
+	if e.cfg.KeepAlive > 0 {
+		go keepAlive(client, e.cfg.KeepAlive, conn.done)
+	}
+	return conn, nil
+}
+
+// handshake opens an SSH connection to e: a TCP connection from here, or a
+// channel through via (the last jump host) when via is not nil.
+func handshake(ctx context.Context, e *endpoint, c Config, via *ssh.Client) (*ssh.Client, error) {
+	cfg := e.cfg
+	cc := &ssh.ClientConfig{User: e.user, Timeout: cfg.ConnectTimeout}
+	if cfg.InsecureIgnoreHostKey {
 		cc.HostKeyCallback = ssh.InsecureIgnoreHostKey()
 	} else {
-		hk, err := newHostKeys(t.Name, addr, c)
+		hk, err := newHostKeys(e.name, e.addr, cfg)
 		if err != nil {
 			return nil, err
 		}
 		cc.HostKeyCallback = hk.check
 		cc.HostKeyAlgorithms = hk.algorithms()
 	}
-	keys, closeAgent, err := signers(ctx, c, explicitIDs)
+	keys, closeAgent, err := signers(ctx, cfg, e.ids, e.identitiesOnly)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Name, err)
+		return nil, fmt.Errorf("%s: %w", e.name, err)
 	}
 	defer closeAgent()
 	cc.Auth = []ssh.AuthMethod{ssh.PublicKeys(keys...)}
 
-	ctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	nc, err := c.Dial(ctx, "tcp", addr)
+	var nc net.Conn
+	if via != nil {
+		nc, err = via.DialContext(ctx, "tcp", e.addr)
+	} else {
+		nc, err = c.Dial(ctx, "tcp", e.addr)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: connect to %s: %w", t.Name, addr, err)
+		if via != nil {
+			return nil, fmt.Errorf("%s: connect to %s through jump host %s: %w", e.name, e.addr, e.hops[len(e.hops)-1].alias, err)
+		}
+		return nil, fmt.Errorf("%s: connect to %s: %w", e.name, e.addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
 	// A cancelled ctx aborts the handshake by closing the socket.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cc)
+	sc, chans, reqs, err := ssh.NewClientConn(nc, e.addr, cc)
 	if !stop() {
 		if err == nil {
 			sc.Close()
 		}
 		nc.Close()
-		return nil, fmt.Errorf("%s: connect to %s: %w", t.Name, addr, context.Cause(ctx))
+		return nil, fmt.Errorf("%s: connect to %s: %w", e.name, e.addr, context.Cause(ctx))
 	}
 	if err != nil {
 		nc.Close()
-		return nil, handshakeError(t.Name, addr, err)
+		return nil, handshakeError(e.name, e.addr, err)
 	}
 	nc.SetDeadline(time.Time{})
 	dials.Add(1)
-	conn := &Conn{
-		name: t.Name, sudo: t.Sudo, cfg: c,
-		client: ssh.NewClient(sc, chans, reqs),
-		sem:    make(chan struct{}, c.MaxSessions),
-		done:   make(chan struct{}),
-	}
-	if c.OpenSFTP {
-		if _, err := conn.sftpClient(ctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("%s: SFTP, needed to write files: %w", t.Name, err)
-		}
-	}
-	if c.KeepAlive > 0 {
-		go conn.keepAlive(c.KeepAlive)
-	}
-	return conn, nil
+	return ssh.NewClient(sc, chans, reqs), nil
 }
 
 // handshakeError keeps a HostKeyError as is (it names the node) and labels
@@ -271,6 +309,7 @@ func (c *Conn) Close() error {
 		}
 		c.sftpMu.Unlock()
 		err = c.client.Close()
+		c.unjump()
 	})
 	return err
 }
@@ -299,19 +338,19 @@ func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 
 // keepAlive sends keepalive@openssh.com every interval and closes the
 // connection when a reply takes longer than 3 intervals, so a dead node
-// fails fast instead of hanging a run.
-func (c *Conn) keepAlive(interval time.Duration) {
+// (or jump host) fails fast instead of hanging a run. It ends with done.
+func keepAlive(client *ssh.Client, interval time.Duration, done <-chan struct{}) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
-		case <-c.done:
+		case <-done:
 			return
 		case <-tick.C:
 		}
 		reply := make(chan error, 1)
 		go func() {
-			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
 			reply <- err
 		}()
 		timeout := time.NewTimer(3 * interval)
@@ -322,9 +361,9 @@ func (c *Conn) keepAlive(interval time.Duration) {
 				return // connection already gone
 			}
 		case <-timeout.C:
-			c.client.Close()
+			client.Close()
 			return
-		case <-c.done:
+		case <-done:
 			timeout.Stop()
 			return
 		}
