@@ -177,6 +177,7 @@ func (a *applier) runChanges(node string, changes []*ResourceChange) {
 		if a.ctx.Err() != nil {
 			return
 		}
+		starting(a.ctx, node, c)
 		start := time.Now()
 		err := c.Apply(a.work, a.hosts[node])
 		a.report(Event{Node: node, Change: c, Err: err, Duration: time.Since(start)})
