@@ -9,9 +9,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +35,9 @@ type Options struct {
 	// IgnoreKeepalives leaves keepalive@openssh.com requests unanswered, as a
 	// dead peer would.
 	IgnoreKeepalives bool
+	// Forward accepts direct-tcpip channels (ssh -W, ProxyJump) and
+	// connects them from this process, as a jump host's sshd does.
+	Forward bool
 }
 
 // Server is a running test server. It stops when the test ends.
@@ -52,6 +57,7 @@ type Server struct {
 	closed   bool
 
 	conns atomic.Int64 // successful handshakes
+	users []string     // the user of each handshake, in order (under mu)
 }
 
 // Start starts a server on 127.0.0.1:0 and stops it in t.Cleanup.
@@ -95,6 +101,13 @@ func (s *Server) Close() {
 
 // Conns is the number of SSH connections that completed the handshake.
 func (s *Server) Conns() int64 { return s.conns.Load() }
+
+// Users are the users of the connections so far, in order.
+func (s *Server) Users() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.users...)
+}
 
 // KnownHostsLine is a known_hosts line for every host key of this server.
 func (s *Server) KnownHostsLine() string {
@@ -211,10 +224,21 @@ func (s *Server) serveConn(nc net.Conn, cfg *ssh.ServerConfig) {
 	}
 	defer sc.Close()
 	s.conns.Add(1)
+	s.mu.Lock()
+	s.users = append(s.users, sc.User())
+	s.mu.Unlock()
 	go s.globalRequests(reqs)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nch := range chans {
+		if nch.ChannelType() == "direct-tcpip" && s.opts.Forward {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				forward(nch)
+			}()
+			continue
+		}
 		if nch.ChannelType() != "session" {
 			nch.Reject(ssh.UnknownChannelType, "only sessions")
 			continue
@@ -244,4 +268,39 @@ func (s *Server) globalRequests(reqs <-chan *ssh.Request) {
 
 func exitStatus(code int) []byte {
 	return ssh.Marshal(struct{ Status uint32 }{uint32(code)})
+}
+
+// forward connects a direct-tcpip channel to the address it names.
+func forward(nch ssh.NewChannel) {
+	var req struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nch.ExtraData(), &req); err != nil {
+		nch.Reject(ssh.ConnectionFailed, "bad direct-tcpip request")
+		return
+	}
+	nc, err := net.Dial("tcp", net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port))))
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	defer nc.Close()
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	go ssh.DiscardRequests(reqs)
+	// Either side's end ends both: what goes through is an SSH
+	// connection, which needs no half-close.
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(ch, nc); done <- struct{}{} }()
+	go func() { io.Copy(nc, ch); done <- struct{}{} }()
+	<-done
+	nc.Close()
+	ch.Close()
+	<-done
 }
