@@ -28,6 +28,20 @@ type PlanFile struct {
 	// Lock is the run that held the cluster's locks while the plan was
 	// made (plan -out); apply FILE takes the locks again, as its own run.
 	Lock *lock.Holder `json:"lock,omitempty"`
+	// Headers are the driver's header line and notes of each cluster, as
+	// the text plan printed them, so that `hastack show` prints the saved
+	// plan as plan did without the driver or any node. Apply ignores them:
+	// the live state a plan was made for is each cluster's own fields.
+	Headers []Header `json:"headers,omitempty"`
+}
+
+// Header is one cluster's header in a plan file: what follows
+// "Cluster NAME" in the text plan (the driver's summary of the live
+// state, e.g. which node leads), and the notes under it.
+type Header struct {
+	Cluster string   `json:"cluster"`
+	Summary string   `json:"summary,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
 }
 
 // Summ is the counts of a plan file.
@@ -54,6 +68,11 @@ func NewPlanFile(dir string, s *Session) *PlanFile {
 	if len(s.locks) > 0 {
 		h := s.locks[0].opts.Holder
 		pf.Lock = &h
+	}
+	for _, p := range plans {
+		if p.Summary != "" || len(p.Notes) > 0 {
+			pf.Headers = append(pf.Headers, Header{Cluster: p.Cluster, Summary: p.Summary, Notes: p.Notes})
+		}
 	}
 	return pf
 }
@@ -118,7 +137,38 @@ func ReadPlanFile(path string) (pf *PlanFile, ok bool, err error) {
 	if pf.FormatVersion != FormatVersion {
 		return nil, true, fmt.Errorf("%s: plan format %s, this hastack reads %s", path, pf.FormatVersion, FormatVersion)
 	}
+	if err := pf.validate(); err != nil {
+		return nil, true, fmt.Errorf("%s: %v", path, err)
+	}
+	for _, h := range pf.Headers {
+		for _, p := range pf.Clusters {
+			if p.Cluster == h.Cluster {
+				p.Summary, p.Notes = h.Summary, h.Notes
+			}
+		}
+	}
 	return pf, true, nil
+}
+
+// validate refuses a saved plan whose parts do not hang together (a
+// hand-edited file): shown or applied, it would index what is not there.
+func (pf *PlanFile) validate() error {
+	for i, p := range pf.Clusters {
+		if p == nil {
+			return fmt.Errorf("clusters[%d] is empty", i)
+		}
+		for _, n := range p.Nodes {
+			for _, c := range n.Changes {
+				if c == nil || c.Change == nil {
+					return fmt.Errorf("cluster %s, node %s: an empty change", p.Cluster, n.Name)
+				}
+				if c.Phase < 0 || c.Phase >= len(p.Phases) {
+					return fmt.Errorf("cluster %s, node %s: %s names phase %d of %d", p.Cluster, n.Name, c.ID, c.Phase, len(p.Phases))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Stale says why fresh plans differ from a saved one, or "" when they match.

@@ -48,15 +48,9 @@ func WriteText(w io.Writer, plans []*Plan) {
 				if c.Unpredictable {
 					fmt.Fprint(w, " [no guard: always runs, effect not known before apply]")
 				}
-				fmt.Fprintf(w, "   [phase %d: %s]\n", c.Phase+1, p.Phases[c.Phase].Name)
-				if c.Action != modules.Run || len(c.Commands) > 1 {
-					for _, cmd := range c.Commands {
-						if cmd != c.Summary {
-							fmt.Fprintf(w, "      $ %s\n", cmd)
-						}
-					}
-				} else if len(c.Commands) == 1 && "run "+c.Commands[0] != c.Summary {
-					fmt.Fprintf(w, "      $ %s\n", c.Commands[0])
+				fmt.Fprintf(w, "   [phase %d: %s]\n", c.Phase+1, phaseName(p, c.Phase))
+				for _, cmd := range shownCommands(c) {
+					fmt.Fprintf(w, "      $ %s\n", cmd)
 				}
 				if c.Diff != "" {
 					for _, l := range strings.Split(strings.TrimSuffix(c.Diff, "\n"), "\n") {
@@ -72,6 +66,15 @@ func WriteText(w io.Writer, plans []*Plan) {
 		return
 	}
 	fmt.Fprintln(w, Summary(total))
+}
+
+// phaseName is the name of a plan's phase i ("?" in a plan that has no
+// such phase: ReadPlanFile refuses those, this is for safety).
+func phaseName(p *Plan, i int) string {
+	if i < 0 || i >= len(p.Phases) {
+		return "?"
+	}
+	return p.Phases[i].Name
 }
 
 // Summary is the plan's last line.
