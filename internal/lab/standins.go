@@ -73,5 +73,8 @@ func (l *Lab) installStandins(n *Node) error {
 	if err := os.Chmod(filepath.Join(n.Dir, "opt/aspera/etc/redis/aspera_31415.conf"), 0o640); err != nil {
 		return err
 	}
-	return os.Chmod(filepath.Join(n.Dir, "opt/aspera/etc/askms"), 0o700)
+	if err := os.Chmod(filepath.Join(n.Dir, "opt/aspera/etc/askms"), 0o700); err != nil {
+		return err
+	}
+	return l.installNodeAPI(n) // nodeapi.go
 }
