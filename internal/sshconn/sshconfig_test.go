@@ -188,6 +188,14 @@ func TestClientConfigInclude(t *testing.T) {
 	if _, err := LoadClientConfig(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing -F file is not an error")
 	}
+	// Nothing in the file is ever run: Match exec is refused when read.
+	writeFile(t, main, "Match exec \"touch "+dir+"/ran\"\n  Port 1\n")
+	if _, err := LoadClientConfig(main); err == nil || !strings.Contains(err.Error(), "Match Exec is not supported") {
+		t.Errorf("Match exec: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Error("Match exec ran its command")
+	}
 }
 
 func TestParseProxyJump(t *testing.T) {
