@@ -12,7 +12,10 @@ func init() {
 	register(&Command{
 		Name:  "apply",
 		Short: "make every node match the config (or carry out a saved plan)",
-		Run:   runApply,
+		Example: `  hastack apply clusters/                 # plan, ask for "yes", apply
+  hastack apply -auto-approve clusters/   # no question (a pipeline)
+  hastack plan -out tfplan clusters/ && hastack apply tfplan   # exactly the plan reviewed`,
+		Run: runApply,
 	})
 }
 
@@ -21,6 +24,7 @@ func runApply(env *Env, args []string) int {
 	var rf remoteFlags
 	rf.register(fs)
 	auto := fs.Bool("auto-approve", false, "do not ask for confirmation")
+	noColor := fs.Bool("no-color", false, "no colour in the plan and apply lines (also: NO_COLOR set; none either when stdout is not a terminal)")
 	var lf lockFlags
 	lf.register(fs, "for the run")
 	if code, ok := parse(fs, args); !ok {
@@ -37,6 +41,8 @@ func runApply(env *Env, args []string) int {
 		return code
 	}
 	isPlan := saved != nil
+	useColor(env, *noColor) // before prepare: see useColor
+	terminal := env.Stderr  // the live progress line's, before redact wraps it
 
 	// Ctrl-C: see interrupts. Until the changes start, nothing is changed.
 	ctx, sig := onInterrupt(env, "apply", "stopping; nothing was changed on any node", "nothing was changed on any node.")
@@ -69,7 +75,11 @@ func runApply(env *Env, args []string) int {
 	fmt.Fprintln(env.Stdout)
 	sig.changing("finishing the changes in progress, then stopping",
 		"a change in progress may be half-done (files are replaced atomically, never half-written). Run hastack plan to see each node's state, then hastack apply to converge.")
-	outcomes := s.Apply(ctx, func(ev engine.Event) { printEvent(env, ev) })
+	prog := newProgress(terminal, s.Plans) // nil: stderr is not a terminal
+	outcomes := s.Apply(engine.WithStart(ctx, prog.start), func(ev engine.Event) {
+		prog.event(ev, func() { printEvent(env, ev) })
+	})
+	prog.finish()
 	done, failed := reportOutcomes(env, s.Plans, outcomes)
 	if failed {
 		return ExitFailure

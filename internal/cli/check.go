@@ -13,7 +13,10 @@ func init() {
 	register(&Command{
 		Name:  "check",
 		Short: "verify a running cluster over SSH (Sentinels, quorum, replication, firewall); drills with --failover, --replication",
-		Run:   runCheck,
+		Example: `  hastack check clusters/                    # read-only checks of every cluster
+  hastack check -wait 30s clusters/          # right after an apply: retry until they pass
+  hastack check -failover clusters/          # the failover drill (changes the cluster, takes the lock)`,
+		Run: runCheck,
 	})
 }
 

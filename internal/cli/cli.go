@@ -23,6 +23,9 @@ const (
 type Command struct {
 	Name  string
 	Short string // one line for `hastack help`
+	// Example is printed by `hastack NAME -h`: command lines, indented,
+	// each with what it does.
+	Example string
 	// Run gets the arguments after the command name. It returns the exit code.
 	Run func(env *Env, args []string) int
 }
@@ -54,6 +57,9 @@ func Main(args []string) int {
 
 // Run is Main with explicit streams.
 func Run(env *Env, args []string) int {
+	if len(args) == 2 && args[0] == "help" && commands[args[1]] != nil {
+		return commands[args[1]].Run(env, []string{"-h"}) // hastack help plan
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(env.Stdout)
 		if len(args) == 0 {
@@ -80,17 +86,24 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-8s %s\n", n, commands[n].Short)
 	}
-	b.WriteString("\nRun 'hastack <command> -h' for a command's flags.\n")
+	b.WriteString("\nRun 'hastack <command> -h' (or 'hastack help <command>') for a command's flags and examples.\n")
 	io.WriteString(w, b.String())
 }
 
-// flags makes a command's flag set; -h prints "usage: hastack NAME USAGE"
-// and the flags to stderr.
+// flags makes a command's flag set; -h prints "usage: hastack NAME USAGE",
+// the command's examples and the flags to stderr. (A flag's usage text
+// names its argument in back quotes, as the flag package reads them:
+// "save the plan to `FILE`" prints "-out FILE". Any other back-quoted
+// words would be taken for the argument's name.)
 func flags(env *Env, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "usage: hastack %s %s\n", name, usage)
+		if c := commands[name]; c != nil && c.Example != "" {
+			fmt.Fprintf(env.Stderr, "\nexamples:\n%s\n", c.Example)
+		}
+		fmt.Fprintln(env.Stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
 	return fs

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 
@@ -12,7 +11,12 @@ func init() {
 	register(&Command{
 		Name:  "plan",
 		Short: "connect to every node, read it, and show what apply would change",
-		Run:   runPlan,
+		Example: `  hastack plan clusters/                          # the plan, as text
+  hastack plan -out tfplan clusters/              # saved, for hastack apply tfplan
+  hastack plan -format markdown clusters/         # for a pull request comment
+  hastack plan -out tfplan -markdown-out md/ clusters/   # text on stdout, md/plan-1.md ... to post
+  hastack plan -detailed-exitcode clusters/       # drift check: exit 2 when something would change`,
+		Run: runPlan,
 	})
 }
 
@@ -22,8 +26,9 @@ func runPlan(env *Env, args []string) int {
 	fs := flags(env, "plan", "[flags] [DIR]")
 	var rf remoteFlags
 	rf.register(fs)
-	asJSON := fs.Bool("json", false, "print the plan as JSON (docs/plan.md) instead of text")
-	out := fs.String("out", "", "save the plan to this file, for `hastack apply FILE`")
+	var of outputFlags
+	of.register(fs, true)
+	out := fs.String("out", "", "save the plan to `FILE`, for hastack apply FILE (or hastack show FILE)")
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when nothing changes, 2 when something does, 1 on error")
 	var lf lockFlags
 	lf.register(fs, "while a plan for -out is made (a plan that is only shown takes no lock)")
@@ -35,6 +40,12 @@ func runPlan(env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "hastack plan: give at most one folder")
 		return ExitUsage
 	}
+	if !of.valid(env, "plan") {
+		return ExitUsage
+	}
+	if of.format == "text" {
+		useColor(env, of.noColor) // before prepare: see useColor
+	}
 	defer flush(env)
 	ctx, sig := onInterrupt(env, "plan", "stopping (a plan changes nothing on the nodes)", "nothing was changed on any node.")
 	defer sig.stop()
@@ -44,7 +55,7 @@ func runPlan(env *Env, args []string) int {
 	if *out != "" {
 		lk = lf.options(env, "plan", "plan -out")
 	}
-	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil, *asJSON || *out != "", lk)
+	s, _, code := prepare(ctx, env, "plan", dir, &rf, nil, of.format == "json" || *out != "", lk)
 	if s == nil {
 		return code
 	}
@@ -54,19 +65,15 @@ func runPlan(env *Env, args []string) int {
 	for _, u := range s.Unreached {
 		pf.Unreached = append(pf.Unreached, u.Cluster+"/"+u.Node)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(pf)
-	} else {
-		engine.WriteText(env.Stdout, s.Plans)
+	if code := of.print(env, "plan", pf); code != ExitOK {
+		return code
 	}
 	if *out != "" {
 		if err := pf.Save(*out); err != nil {
 			fmt.Fprintf(env.Stderr, "hastack plan: %v\n", err)
 			return ExitFailure
 		}
-		if !*asJSON {
+		if of.format == "text" {
 			fmt.Fprintf(env.Stdout, "Saved the plan to %s: apply it with \"hastack apply %s\".\n", *out, *out)
 		}
 	}

@@ -13,7 +13,9 @@ func init() {
 	register(&Command{
 		Name:  "vet",
 		Short: "check a config folder against the schemas, offline",
-		Run:   runVet,
+		Example: `  hastack vet clusters/                  # every problem at once, as file:line:col
+  hastack vet --format=github clusters/  # annotations in a GitHub Actions run`,
+		Run: runVet,
 	})
 }
 
