@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -286,14 +285,7 @@ func expandPath(v string, vals map[byte]string) (string, error) {
 	for k, s := range vals {
 		all[k] = s
 	}
-	p, err := expandTokens(v, all)
-	if err != nil {
-		return "", err
-	}
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(home, p) // ssh reads relative names from the home directory
-	}
-	return p, nil
+	return expandTokens(v, all) // a relative name stays relative to the working directory, as for ssh
 }
 
 // localUser is the user running hastack: ssh's default user, which hastack

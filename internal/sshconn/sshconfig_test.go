@@ -480,3 +480,21 @@ func newKeyFile(t *testing.T) (ssh.Signer, string) {
 	}
 	return s, p
 }
+
+// An encrypted IdentityFile of the ssh config in BatchMode: skipped with a
+// warning naming it, and the next key is used.
+func TestClientConfigEncryptedKeyBatchMode(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	s := sshtest.Start(t, sshtest.Options{})
+	enc := filepath.Join(t.TempDir(), "enc")
+	writeEncryptedKey(t, enc)
+	var warn strings.Builder
+	cc := clientConfig(t, "Host n\n  HostName "+s.Host+"\n  Port "+itoa(s.Port)+"\n  BatchMode yes\n  IdentityFile "+enc+
+		"\n  IdentityFile "+s.IdentityFile+"\n  UserKnownHostsFile "+s.WriteKnownHosts(t)+"\n")
+	if err := dialErr(Target{Name: "n", Host: "n"}, Config{ClientConfig: cc, Warnings: &warn}); err != nil {
+		t.Fatal(err)
+	}
+	if w := warn.String(); !strings.Contains(w, enc) || !strings.Contains(w, "batch mode") {
+		t.Errorf("want a warning naming %s and batch mode, got %q", enc, w)
+	}
+}
