@@ -35,7 +35,7 @@ func runApply(env *Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "hastack apply: give at most one folder or plan file")
 		return ExitUsage
 	}
-	defer flush(env)
+	defer endColor(env) // flush, then what the colourer holds
 	saved, dir, salt, code := applyTarget(env, arg)
 	if code != ExitOK {
 		return code
@@ -109,7 +109,7 @@ func applyTarget(env *Env, arg string) (saved *engine.PlanFile, dir string, salt
 // confirmed asks the user to type yes.
 func confirmed(ctx context.Context, env *Env) bool {
 	fmt.Fprint(env.Stdout, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
-	flush(env)
+	endColor(env) // the prompt, which has no newline
 	line, _ := readLine(ctx, env.Stdin)
 	return strings.TrimSpace(line) == "yes"
 }

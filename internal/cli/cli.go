@@ -35,6 +35,8 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+
+	color *colorWriter // under Stdout when the text is coloured (useColor)
 }
 
 var commands = map[string]*Command{}

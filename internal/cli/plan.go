@@ -46,7 +46,7 @@ func runPlan(env *Env, args []string) int {
 	if of.format == "text" {
 		useColor(env, of.noColor) // before prepare: see useColor
 	}
-	defer flush(env)
+	defer endColor(env) // flush, then what the colourer holds
 	ctx, sig := onInterrupt(env, "plan", "stopping (a plan changes nothing on the nodes)", "nothing was changed on any node.")
 	defer sig.stop()
 	// A plan that is only shown reads and changes nothing: no lock. One

@@ -58,9 +58,15 @@ func runShow(env *Env, args []string) int {
 	if of.format == "text" {
 		useColor(env, of.noColor)
 	}
+	color := env.color
 	safe := termsafe.NewWriter(env.Stdout)
 	env.Stdout = safe
-	defer safe.Flush()
+	defer func() {
+		safe.Flush()
+		if color != nil {
+			color.Flush()
+		}
+	}()
 	code := of.print(env, "show", pf)
 	if of.format == "text" && len(pf.Unreached) > 0 {
 		fmt.Fprintf(env.Stdout, "Left out (not reached, -allow-partial): %s\n", strings.Join(pf.Unreached, ", "))

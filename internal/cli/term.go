@@ -38,10 +38,21 @@ func wantColor(env *Env, noColor bool) bool {
 // It goes first, before redact wraps the stream: the colourer sits below
 // the redaction and the escaping of control characters, so it sees only
 // text that is already safe, and its own escape sequences are the only
-// ones that reach the terminal.
+// ones that reach the terminal. It holds a line until its end: call
+// endColor before waiting for input after a prompt, and at the end.
 func useColor(env *Env, noColor bool) {
 	if wantColor(env, noColor) {
-		env.Stdout = &colorWriter{w: env.Stdout}
+		env.color = &colorWriter{w: env.Stdout}
+		env.Stdout = env.color
+	}
+}
+
+// endColor writes out what the colourer holds of an unfinished line,
+// after flush has pushed everything above it down.
+func endColor(env *Env) {
+	flush(env)
+	if env.color != nil {
+		env.color.Flush()
 	}
 }
 
@@ -66,41 +77,54 @@ var (
 	eventLine  = regexp.MustCompile(`^[^ :]+: [-+~*>] `) // "node2: ~ conf:/etc/x: done (0.01s)"
 )
 
-// colorWriter colours whole lines by their shape. A write that ends
-// inside a line (a prompt) is passed on as it is, and what follows it up
-// to the newline too.
+// colorWriter colours whole lines by their shape. It holds the start of
+// a line until the line ends (a line's text comes in several writes) or
+// Flush (a prompt); a line flushed before its end is passed on as it is,
+// and the rest of it too.
 type colorWriter struct {
 	mu      sync.Mutex
 	w       io.Writer
-	midLine bool
+	partial []byte // the start of a line not yet ended
+	midLine bool   // the line's start was flushed uncoloured
 }
 
 func (c *colorWriter) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out bytes.Buffer
-	rest := p
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
+	c.partial = append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(c.partial, '\n')
 		if i < 0 {
-			out.Write(rest)
-			c.midLine = true
 			break
 		}
-		line := rest[:i]
-		if c.midLine {
-			out.Write(line)
-		} else {
-			out.WriteString(colorLine(string(line)))
+		line := string(c.partial[:i])
+		if !c.midLine {
+			line = colorLine(line)
 		}
-		out.WriteByte('\n')
+		out.WriteString(line + "\n")
 		c.midLine = false
-		rest = rest[i+1:]
+		c.partial = c.partial[i+1:]
 	}
-	if _, err := c.w.Write(out.Bytes()); err != nil {
-		return 0, err
+	c.partial = append([]byte(nil), c.partial...)
+	if out.Len() > 0 {
+		if _, err := c.w.Write(out.Bytes()); err != nil {
+			return 0, err
+		}
 	}
 	return len(p), nil
+}
+
+// Flush writes out the start of a line it holds, uncoloured.
+func (c *colorWriter) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.partial) == 0 {
+		return nil
+	}
+	_, err := c.w.Write(c.partial)
+	c.partial, c.midLine = nil, true
+	return err
 }
 
 func colorLine(l string) string {

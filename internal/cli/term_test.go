@@ -169,3 +169,27 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("without a terminal: %v %q", printed, plain.String())
 	}
 }
+
+// A line's text comes in several writes (WriteText prints a change's
+// mark, reason and phase apart): it is coloured once whole. A prompt
+// with no newline comes out on endColor, uncoloured, and so does the
+// rest of its line.
+func TestColourWriterHoldsLines(t *testing.T) {
+	var out bytes.Buffer
+	c := &colorWriter{w: &out}
+	for _, s := range []string{"  ", "~ upd", "ate /b", "   [phase 1: p]\n      +new\nnode n", "1 (h:22)\n"} {
+		c.Write([]byte(s))
+	}
+	want := "  " + sgrYellow + "~" + sgrReset + " update /b   [phase 1: p]\n" + sgrGreen + "      +new" + sgrReset + "\n" + sgrBold + "node n1 (h:22)" + sgrReset + "\n"
+	if out.String() != want {
+		t.Errorf("got %q\nwant %q", out.String(), want)
+	}
+	out.Reset()
+	env := &Env{Stdout: c, Stderr: &bytes.Buffer{}, color: c}
+	c.Write([]byte("\nDo you want to perform these actions? "))
+	endColor(env)
+	c.Write([]byte("- typed\n  - x\n"))
+	if want := "\nDo you want to perform these actions? - typed\n  " + sgrRed + "-" + sgrReset + " x\n"; out.String() != want {
+		t.Errorf("got %q\nwant %q", out.String(), want)
+	}
+}
