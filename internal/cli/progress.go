@@ -151,7 +151,7 @@ func (p *progress) draw() {
 	parts := []string{fmt.Sprintf("apply: %d of %d changes done", p.done, p.total)}
 	for _, n := range nodes {
 		b := p.busy[n]
-		parts = append(parts, fmt.Sprintf("%s: %s (%ds)", termsafe.String(n), termsafe.String(b.id), int(p.now().Sub(b.since).Seconds())))
+		parts = append(parts, fmt.Sprintf("%s: %s (%ds)", termsafe.String(n), shortID(termsafe.String(b.id)), int(p.now().Sub(b.since).Seconds())))
 	}
 	line := strings.Join(parts, " · ")
 	if room := p.width - 1; utf8.RuneCountInString(line) > room {
@@ -159,4 +159,19 @@ func (p *progress) draw() {
 	}
 	io.WriteString(p.w, "\r\x1b[K"+line)
 	p.drawn = true
+}
+
+// shortID keeps a long resource ID's kind and the end of its name, where
+// it differs from its neighbours: "conf:…/sentinel_41415.conf".
+func shortID(id string) string {
+	const most = 28
+	r := []rune(id)
+	if len(r) <= most {
+		return id
+	}
+	kind, _, _ := strings.Cut(id, ":")
+	if k := len([]rune(kind)); k < most-8 {
+		return kind + ":…" + string(r[len(r)-(most-k-2):])
+	}
+	return string(r[:most-1]) + "…"
 }

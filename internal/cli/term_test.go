@@ -156,6 +156,13 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 
+	if got := shortID("conf:/opt/aspera/etc/redis/sentinel_41415.conf"); got != "conf:…is/sentinel_41415.conf" {
+		t.Errorf("shortID: %q", got)
+	}
+	if got := shortID("file:/etc/x"); got != "file:/etc/x" {
+		t.Errorf("shortID of a short ID: %q", got)
+	}
+
 	// Not a terminal: no progress, apply's lines only.
 	var plain bytes.Buffer
 	if newProgress(&plain, []*engine.Plan{p}) != nil {
