@@ -1,0 +1,180 @@
+package hsts
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"hastack.dev/hastack/engine"
+)
+
+// frontendCluster is a 3-node cluster behind two load balancers; extra
+// goes into its frontend struct.
+func frontendCluster(t *testing.T, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := `package cluster
+
+import "hastack.dev/schema/hsts"
+
+clusters: transfer: hsts.#Cluster & {
+	nodes: [
+		{name: "node1", ip: "10.0.0.11"},
+		{name: "node2", ip: "10.0.0.12"},
+		{name: "node3", ip: "10.0.0.13"},
+	]
+	primary: "node1"
+	users: transfer: ["xfer"]
+	users: ids: xfer: {uid: 3001, gid: 3002}
+	frontend: {
+		vip: "10.0.0.2"
+		loadBalancers: [
+			{name: "lb1", ip: "10.0.0.21", priority: 150},
+			{name: "lb2", ip: "10.0.0.22", priority: 100},
+		]
+		` + extra + `
+	}
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "cluster.cue"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// spec is the spec of resource id on node n, as JSON.
+func spec(t *testing.T, r *engine.Rendered, node, id string) map[string]any {
+	t.Helper()
+	for _, n := range r.Nodes {
+		if n.Name != node {
+			continue
+		}
+		for _, res := range n.Resources {
+			if res.ID == id {
+				var m map[string]any
+				if err := json.Unmarshal(res.Spec, &m); err != nil {
+					t.Fatal(err)
+				}
+				m["_phase"] = float64(res.Phase)
+				return m
+			}
+		}
+	}
+	t.Fatalf("%s has no %s", node, id)
+	return nil
+}
+
+// The front end renders the load balancers as nodes after the HSTS nodes,
+// in three phases of their own after the HSTS phases: keepalived BACKUP
+// with nopreempt on both (the VIP's holder is nobody's config), HAProxy
+// checking GET /ping with inter/fall/rise, nginx hashing the client address
+// for TCP and UDP 33001; the HSTS nodes get the transfer users with their
+// fixed ids before the keystores.
+func TestRenderFrontend(t *testing.T) {
+	cfg := loadExample(t, frontendCluster(t, `vrrp: unicast: true
+		nodeAPI: {interMilliseconds: 500, fall: 4}`))
+	cl := cfg.Clusters[0]
+	r, err := testRender(t, cfg, cl, "node1", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range r.Nodes {
+		names = append(names, n.Name)
+	}
+	if got := strings.Join(names, " "); got != "node1 node2 node3 lb1 lb2" {
+		t.Fatalf("nodes %s, want the HSTS nodes then lb1 lb2", got)
+	}
+	last := len(r.Phases) - 1
+	if !strings.HasPrefix(r.Phases[last-2].Name, "front end:") || !r.Phases[last].Serial {
+		t.Errorf("the last three phases are not the front end's, serial at the end: %+v", r.Phases[last-2:])
+	}
+	ka := spec(t, r, "lb1", "file:/etc/keepalived/keepalived.conf")
+	if int(ka["_phase"].(float64)) != last-1 {
+		t.Errorf("keepalived.conf in phase %v, want %d", ka["_phase"], last-1)
+	}
+	conf := ka["content"].(string)
+	for _, want := range []string{"state BACKUP\n    nopreempt", "priority 150", "virtual_router_id 51", "unicast_src_ip 10.0.0.21", "unicast_peer {\n        10.0.0.22\n    }", "10.0.0.2/24 dev eth0", "track_script {\n        nodeapi\n        transfer"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("lb1's keepalived.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if c2 := spec(t, r, "lb2", "file:/etc/keepalived/keepalived.conf")["content"].(string); !strings.Contains(c2, "priority 100") || !strings.Contains(c2, "state BACKUP") {
+		t.Errorf("lb2's keepalived.conf:\n%s", c2)
+	}
+	ha := spec(t, r, "lb1", "file:/etc/haproxy/haproxy.cfg")["content"].(string)
+	for _, want := range []string{"bind :9092", "option httpchk GET /ping", "check check-ssl verify none inter 500 fall 4 rise 2", "server node1 10.0.0.11:9092", "server node3 10.0.0.13:9092", "option redispatch"} {
+		if !strings.Contains(ha, want) {
+			t.Errorf("haproxy.cfg lacks %q:\n%s", want, ha)
+		}
+	}
+	ng := spec(t, r, "lb2", "file:/etc/nginx/nginx.conf")["content"].(string)
+	if strings.Count(ng, "hash $remote_addr consistent;") != 2 || !strings.Contains(ng, "listen 33001 udp;") || !strings.Contains(ng, "listen 33001;") || strings.Count(ng, "server 10.0.0.12:33001 max_fails=2") != 2 {
+		t.Errorf("nginx.conf does not hash TCP and UDP 33001 over the same servers:\n%s", ng)
+	}
+	for _, id := range []string{"service:haproxy", "service:nginx", "service:keepalived"} {
+		if s := spec(t, r, "lb1", id); s["reload"] != true || int(s["_phase"].(float64)) != last {
+			t.Errorf("%s: %v, want a reload in the last phase", id, s)
+		}
+	}
+	for _, n := range []string{"node1", "node2", "node3"} {
+		g, u := spec(t, r, n, "group:xfer"), spec(t, r, n, "user:xfer")
+		if g["gid"] != 3002.0 || u["uid"] != 3001.0 || u["group"] != "xfer" || g["_phase"] != 0.0 || u["_phase"] != 1.0 {
+			t.Errorf("%s: transfer user %v, group %v", n, u, g)
+		}
+	}
+	for _, n := range r.Nodes[3:] {
+		for _, res := range n.Resources {
+			if res.Phase < last-2 {
+				t.Errorf("%s: %s in HSTS phase %d", n.Name, res.ID, res.Phase)
+			}
+		}
+	}
+}
+
+// balancer "ipvs": keepalived's fwmark virtual server with source hashing
+// and persistence instead of nginx, and the mangle marks for TCP and UDP.
+func TestRenderFrontendIPVS(t *testing.T) {
+	cfg := loadExample(t, frontendCluster(t, `transfer: balancer: "ipvs"`))
+	r, err := testRender(t, cfg, cfg.Clusters[0], "node1", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := spec(t, r, "lb1", "file:/etc/keepalived/keepalived.conf")["content"].(string)
+	for _, want := range []string{"virtual_server fwmark 51 {", "lb_algo sh", "persistence_timeout 300", "real_server 10.0.0.13 33001 {"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("keepalived.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "vrrp_script transfer") {
+		t.Error("the ipvs front end checks an nginx it does not run")
+	}
+	mark := spec(t, r, "lb1", "command:frontend-fwmark")["cmd"].(string)
+	if !strings.Contains(mark, "-p tcp --dport 33001 -j MARK --set-mark 51") || !strings.Contains(mark, "-p udp --dport 33001 -j MARK --set-mark 51") {
+		t.Errorf("fwmark command: %s", mark)
+	}
+	for _, res := range r.Nodes[3].Resources {
+		if strings.Contains(res.ID, "nginx") {
+			t.Errorf("ipvs front end renders %s", res.ID)
+		}
+	}
+}
+
+// Without a front end nothing changes: no load balancers, no extra phases.
+func TestRenderNoFrontend(t *testing.T) {
+	cfg := loadExample(t, "../../examples/three-node")
+	r, err := testRender(t, cfg, cfg.Clusters[0], "node1", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Phases {
+		if strings.HasPrefix(p.Name, "front end") {
+			t.Errorf("phase %q without a front end", p.Name)
+		}
+	}
+	if len(r.Nodes) != 3 {
+		t.Errorf("%d nodes", len(r.Nodes))
+	}
+}
