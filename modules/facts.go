@@ -185,6 +185,26 @@ func FactScript(rs []Resource, extra Needs) (script, boundary string, err error)
 	return b.String(), boundary, nil
 }
 
+// Section is one part of a script's output: what followed a
+// "<boundary> NAME" line, up to the next one.
+type Section struct {
+	Name string
+	Body []byte
+}
+
+// Sections splits a script's output at its "<boundary> NAME" lines, in
+// order. The boundary is random per run, so no output a node prints can
+// start a section of its own. Fact scripts and stacks' check scripts share
+// this one format.
+func Sections(out []byte, boundary string) []Section {
+	var secs []Section
+	for _, part := range bytes.Split(out, []byte(boundary+" "))[1:] {
+		name, body, _ := bytes.Cut(part, []byte("\n"))
+		secs = append(secs, Section{Name: string(name), Body: body})
+	}
+	return secs
+}
+
 // ParseFacts splits a fact script's output into the shared facts and each
 // resource's own output.
 func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[string][]byte, error) {
@@ -192,9 +212,9 @@ func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[str
 		Units: map[string]UnitState{}, Stamps: map[string]string{}, Pending: map[string]bool{}}
 	own := map[string][]byte{}
 	ended := false
-	for _, part := range bytes.Split(out, []byte(boundary+" "))[1:] {
-		name, body, _ := bytes.Cut(part, []byte("\n"))
-		switch string(name) {
+	for _, sec := range Sections(out, boundary) {
+		name, body := sec.Name, sec.Body
+		switch name {
 		case "@files":
 			if err := nf.readTar(body); err != nil {
 				return nil, nil, err
@@ -206,13 +226,13 @@ func ParseFacts(out []byte, boundary string, rs []Resource) (*NodeFacts, map[str
 		case "@end":
 			ended = true
 		default:
-			if shared, ok := strings.CutPrefix(string(name), sharedPrefix); ok {
+			if shared, ok := strings.CutPrefix(name, sharedPrefix); ok {
 				if err := nf.readShared(shared, body); err != nil {
 					return nil, nil, err
 				}
 				continue
 			}
-			own[string(name)] = body
+			own[name] = body
 		}
 	}
 	if !ended || len(own) != len(rs) {

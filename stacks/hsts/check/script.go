@@ -66,33 +66,22 @@ type section struct {
 	seen bool   // the section was printed at all
 }
 
-// parseSections splits output at "<boundary> NAME" lines; q's
+// parseSections splits output into modules.Sections; q's
 // "<boundary>=rc N" line gives the section's exit code.
 func parseSections(out []byte, boundary string) map[string]section {
 	m := map[string]section{}
-	var name string
-	var body strings.Builder
-	rc := 0
-	done := func() {
-		if name != "" {
-			m[name] = section{body: body.String(), rc: rc, seen: true}
-		}
-		body.Reset()
-		rc = 0
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		switch {
-		case strings.HasPrefix(l, boundary+"=rc "):
-			fmt.Sscan(strings.TrimPrefix(l, boundary+"=rc "), &rc)
-		case strings.HasPrefix(l, boundary+" "):
-			done()
-			name = strings.TrimPrefix(l, boundary+" ")
-		default:
-			if name != "" && l != "" {
+	for _, sec := range modules.Sections(out, boundary) {
+		s := section{seen: true}
+		var body strings.Builder
+		for _, l := range strings.Split(string(sec.Body), "\n") {
+			if rc, ok := strings.CutPrefix(l, boundary+"=rc "); ok {
+				fmt.Sscan(rc, &s.rc)
+			} else if l != "" {
 				body.WriteString(l + "\n")
 			}
 		}
+		s.body = body.String()
+		m[sec.Name] = s
 	}
-	done()
 	return m
 }
