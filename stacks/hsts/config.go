@@ -41,6 +41,11 @@ type Cluster struct {
 	Users       Users
 	Firewall    Firewall
 	BearerToken BearerToken
+
+	// Nodes are the HSTS nodes; config's Nodes also hold the front end's
+	// load balancers, which the engine connects to (frontend.go).
+	Nodes    []config.Node
+	Frontend *Frontend // nil without a front end
 }
 
 // Users names the node user and the transfer users that get keystores.
@@ -111,6 +116,9 @@ func Decode(cl *config.Cluster) (*Cluster, error) {
 		Users: Users(raw.Users), Firewall: Firewall(raw.Firewall), BearerToken: BearerToken(raw.BearerToken)}
 	if raw.HAProxy != nil {
 		c.HAProxyPort = raw.HAProxy.Port
+	}
+	if err := decodeFrontend(c, cl); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -178,3 +178,26 @@ func TestRenderNoFrontend(t *testing.T) {
 		t.Errorf("%d nodes", len(r.Nodes))
 	}
 }
+
+// The engine connects to the load balancers (config's nodes), while every
+// Redis rule counts the HSTS nodes only; decoding twice adds them once.
+func TestDecodeFrontend(t *testing.T) {
+	cfg := loadExample(t, frontendCluster(t, `loadBalancers: [{name: "lb1", ip: "10.0.0.21", priority: 150}, {name: "lb2", ip: "10.0.0.22", priority: 100, ssh: {port: 2222, user: "admin"}}]`))
+	cl := cfg.Clusters[0]
+	c := decoded(t, cl)
+	c2 := decoded(t, cl)
+	if len(cl.Nodes) != 5 || len(c.Nodes) != 3 || len(c2.Nodes) != 3 {
+		t.Fatalf("config has %d nodes, the HSTS cluster %d and %d; want 5, 3, 3", len(cl.Nodes), len(c.Nodes), len(c2.Nodes))
+	}
+	lb2 := cl.Nodes[4]
+	if lb2.Name != "lb2" || lb2.SSH.Host != "10.0.0.22" || lb2.SSH.Port != 2222 || !lb2.SSH.PortSet || lb2.SSH.User != "admin" || cl.Nodes[3].SSH.PortSet {
+		t.Errorf("load balancers as config nodes: %+v %+v", cl.Nodes[3], lb2)
+	}
+	if !c.IsLoadBalancer("lb1") || c.IsLoadBalancer("node1") || c.Frontend.VIP != "10.0.0.2" || c.Frontend.NodeAPIPort != 9092 || c.Frontend.FASPPort != 33001 {
+		t.Errorf("frontend: %+v", c.Frontend)
+	}
+	up := openSys(t, cl).Guess()["redisUp"].(map[string]bool)
+	if len(up) != 3 || up["lb1"] {
+		t.Errorf("Guess counts the load balancers as Redis nodes: %v", up)
+	}
+}
