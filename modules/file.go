@@ -273,6 +273,10 @@ var xmlElement = regexp.MustCompile(`^\s*<([A-Za-z0-9_.-]+)>.*</([A-Za-z0-9_.-]+
 // (a name) stay readable.
 var secretWords = []string{"pass", "passwd", "password", "passphrase", "pwd", "secret", "key", "auth", "token", "credential", "credentials"}
 
+// SecretName tells whether a setting's name says it holds a secret, for
+// product modules that show settings by name (asconf).
+func SecretName(name string) bool { return secretName(name) }
+
 // secretName tells whether a setting's name says it holds a secret.
 func secretName(name string) bool {
 	words := strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {

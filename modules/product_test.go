@@ -44,3 +44,26 @@ func TestAsconfRefusesIrregular(t *testing.T) {
 		t.Errorf("Diff = %+v, %v; want an error saying %s", c, err, want)
 	}
 }
+
+// A secret-named aspera.conf setting (token_encryption_key) changes
+// without its value in the plan: not in the summary, not in the commands
+// shown; the node still gets the value.
+func TestLabAsconfSecretSetting(t *testing.T) {
+	n := modules.StartNode(t)
+	const key = "s3cr3t-Token-Key-9f2"
+	r := modules.ResourceFor(t, "asconf", "asconf:/opt/aspera/etc/aspera.conf", map[string]any{
+		"path":     "/opt/aspera/etc/aspera.conf",
+		"settings": []map[string]string{{"key": "token_encryption_key", "value": key}, {"key": "db_type", "value": "ha_redis"}},
+	})
+	c := n.Converge(t, r, nil)
+	shown := c.Summary + "\n" + strings.Join(c.Commands, "\n") + "\n" + c.Diff
+	if strings.Contains(shown, key) {
+		t.Errorf("the plan shows the secret:\n%s", shown)
+	}
+	if !strings.Contains(c.Summary, "token_encryption_key: "+secret.Shown) || !strings.Contains(c.Summary, "db_type: (unset) → ha_redis") {
+		t.Errorf("summary %q", c.Summary)
+	}
+	if conf := n.Exec(t, "cat", "/opt/aspera/etc/aspera.conf"); !strings.Contains(conf, "<token_encryption_key>"+key+"</token_encryption_key>") {
+		t.Errorf("aspera.conf lacks the key:\n%s", conf)
+	}
+}

@@ -5,6 +5,7 @@ package aspera
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -75,27 +76,49 @@ func (asconfModule) Diff(r *modules.Resource, f *modules.Fact, env *modules.Env)
 	if conf == nil {
 		return nil, fmt.Errorf("%s is missing: is HSTS installed on this node?", s.Path)
 	}
-	var cmds, notes []string
+	var cmds, shown, notes []string
+	var hide []string // values of secret-named settings, old and new
 	for _, st := range s.Settings {
 		have, ok := serverValue(string(conf.Data), st.Key)
 		if ok && have == st.Value {
+			continue
+		}
+		cmd := asconfigurator(st.Key, st.Value)
+		cmds = append(cmds, cmd)
+		if modules.SecretName(st.Key) {
+			// token_encryption_key and the like: the plan says that it
+			// changes, never what to.
+			notes = append(notes, st.Key+": "+secret.Shown+" changes")
+			shown = append(shown, asconfigurator(st.Key, secret.Shown))
+			hide = append(hide, st.Value)
+			if ok && have != "" {
+				hide = append(hide, have)
+			}
 			continue
 		}
 		if !ok {
 			have = "(unset)"
 		}
 		notes = append(notes, fmt.Sprintf("%s: %s → %s", st.Key, have, st.Value))
-		cmds = append(cmds, asconfigurator(st.Key, st.Value))
+		shown = append(shown, cmd)
 	}
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	c := &modules.Change{Action: modules.Update, Summary: "set " + strings.Join(notes, "; "), Commands: cmds}
+	c := &modules.Change{Action: modules.Update, Summary: "set " + strings.Join(notes, "; "), Commands: shown}
 	c.SetApply(func(ctx context.Context, h host.Host) error {
-		for _, cmd := range cmds {
-			if _, err := modules.Exec(ctx, h, "PATH=/opt/aspera/bin:$PATH "+cmd, nil, secret.Secret{}); err != nil {
-				return err
+		// The commands travel on stdin: a secret value is in no SSH exec
+		// request (asconfigurator itself takes it as an argument, on the
+		// node only, as 003 does).
+		script := "PATH=/opt/aspera/bin:$PATH\nset -e\n" + strings.Join(cmds, "\n") + "\n"
+		if _, err := modules.Exec(ctx, h, "sh -s", []byte(script), secret.Secret{}); err != nil {
+			msg := err.Error()
+			for _, v := range hide {
+				if v != "" {
+					msg = strings.ReplaceAll(msg, v, secret.Shown)
+				}
 			}
+			return errors.New(msg)
 		}
 		return nil
 	})
