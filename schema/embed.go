@@ -11,9 +11,9 @@ import "embed"
 // ImportPrefix is the CUE import path that FS's top-level folders live under.
 const ImportPrefix = "hastack.dev/schema"
 
-// FS holds hsts/*.cue (package hsts), stack/*.cue (package stack, the
+// FS holds hsts/*.cue (package hsts), shares/*.cue (package shares), stack/*.cue (package stack, the
 // public stack interface) and root/*.cue (package root, the closed shape of
 // a whole config folder).
 //
-//go:embed hsts/*.cue stack/*.cue root/*.cue
+//go:embed hsts/*.cue shares/*.cue stack/*.cue root/*.cue
 var FS embed.FS

@@ -28,7 +28,7 @@ type Config struct {
 // decoded here; a driver decodes its own settings from Value.
 type Cluster struct {
 	Name   string
-	Field  string // "clusters" or "stacks": where the entry is written
+	Field  string // "clusters", "stacks" or "webtiers": where the entry is written
 	Driver string // the registered driver that observes and rolls it out; "" for plain resources
 	Nodes  []Node
 	Secret secret.Source
@@ -62,7 +62,7 @@ type SSH struct {
 }
 
 // Fields are the top-level maps of systems, in the order they are listed.
-var Fields = []string{"clusters", "stacks"}
+var Fields = []string{"clusters", "stacks", "webtiers"}
 
 var fieldDrivers = map[string]string{}
 
