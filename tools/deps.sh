@@ -4,14 +4,15 @@
 # HAProxy tries for saving its server states), nginx (examples/web, and its
 # stream module for the load-balanced front end), keepalived (its VRRP
 # virtual IP), iptables, iproute2, curl; MariaDB with Galera, its arbitrator
-# (garbd) and rsync (its state transfer) for the MassStore stack.
+# (garbd) and rsync (its state transfer) for the MassStore stack; cron,
+# chrony and NSD (round-robin DNS) for the Shares/Console web tier.
 # Needs root.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
 	echo "tools/deps.sh: run as root (as root: bash tools/deps.sh)" >&2
 	exit 1
 fi
-pkgs="openssh-server openssh-client redis-server redis-sentinel redis-tools haproxy socat keepalived nginx libnginx-mod-stream curl iptables iproute2 util-linux procps coreutils mariadb-server mariadb-client galera-4 galera-arbitrator-4 rsync"
+pkgs="openssh-server openssh-client redis-server redis-sentinel redis-tools haproxy socat keepalived nginx libnginx-mod-stream curl iptables iproute2 util-linux procps coreutils mariadb-server mariadb-client galera-4 galera-arbitrator-4 rsync cron chrony nsd"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
