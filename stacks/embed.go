@@ -8,7 +8,7 @@ import "embed"
 // ImportPrefix is the CUE import path that FS's top-level folders live under.
 const ImportPrefix = "hastack.dev/stacks"
 
-// FS holds hsts/*.cue (package hsts).
+// FS holds hsts/*.cue (package hsts), massstore/*.cue (package massstore) and shares/*.cue (package shares).
 //
-//go:embed hsts/*.cue
+//go:embed hsts/*.cue massstore/*.cue shares/*.cue
 var FS embed.FS

@@ -9,4 +9,5 @@ import (
 	_ "hastack.dev/hastack/modules/redis"
 	_ "hastack.dev/hastack/stacks/hsts"
 	_ "hastack.dev/hastack/stacks/hsts/check"
+	_ "hastack.dev/hastack/stacks/shares"
 )
