@@ -32,6 +32,12 @@ mount --bind "$D/units" /lib/systemd/system
 mount --bind "$D/etc-units" /etc/systemd/system
 mount --bind "$D/run" /run
 mount --bind "$D/systemctl" /usr/bin/systemctl
+# Shared storage (shared.go): the lab dir's shared/, the same directory in
+# every node at /mnt/shared, over a node-private /mnt.
+mkdir -p "$D/../shared"
+mount -t tmpfs -o mode=0755,size=64k lab-mnt /mnt
+mkdir /mnt/shared
+mount --bind "$D/../shared" /mnt/shared
 # Last: it hides the lab dir (under the host's /tmp) from the node.
 mount --bind "$D/tmp" /tmp
 
