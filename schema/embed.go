@@ -15,5 +15,5 @@ const ImportPrefix = "hastack.dev/schema"
 // public stack interface) and root/*.cue (package root, the closed shape of
 // a whole config folder).
 //
-//go:embed hsts/*.cue shares/*.cue stack/*.cue root/*.cue
+//go:embed hsts/*.cue redundancy/*.cue shares/*.cue stack/*.cue root/*.cue
 var FS embed.FS
