@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,9 @@ func benchFirstApply(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 		opts := engine.Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext}}
+		if os.Getenv("HASTACK_TIMING") != "" { // as hastack's: how long each step of the plan took
+			opts.Trace = func(step string, d time.Duration) { b.Logf("timing: %-45s %6.3fs", step, d.Seconds()) }
+		}
 
 		b.StartTimer()
 		start := time.Now()

@@ -105,8 +105,7 @@ func probesOf(rs []modules.Resource) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rs[i].ID, err)
 		}
-		b, _ := json.Marshal(p)
-		out[rs[i].ID] = string(b)
+		out[rs[i].ID] = probeJSON(p)
 	}
 	return out, nil
 }
@@ -120,9 +119,23 @@ func (f *Facts) covers(n NodeSpec) (bool, error) {
 		return false, err
 	}
 	for id, p := range want {
-		if got, ok := f.probes[id]; !ok || got != p {
+		if got, ok := f.probes[id]; (!ok || got != p) && p != readsNothing {
 			return false, nil
 		}
 	}
 	return true, nil
+}
+
+// readsNothing is the probe, as probesOf keeps it, of a resource that
+// reads nothing on the node (a command with no guard): a render that adds
+// one needs no gather.
+const readsNothing = ""
+
+func probeJSON(p modules.Probe) string {
+	n := p.Needs
+	if p.Script == "" && len(n.Files)+len(n.Dirs)+len(n.Units)+len(n.Shared) == 0 && !n.Iptables {
+		return readsNothing // its preludes are for a script it has not
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
 }

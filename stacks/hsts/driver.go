@@ -91,7 +91,7 @@ func (s *system) Observe(facts map[string]*engine.Facts) (engine.Observation, er
 	}
 	live, _ := json.Marshal(Live{Design: s.c.Design, Primary: p})
 	obs := engine.Observation{
-		Inputs:    Inputs(p.Node, up, p.Source == "sentinels", s.c.PreviousSecret != nil),
+		Inputs:    withUnreached(Inputs(p.Node, up, p.Source == "sentinels", s.c.PreviousSecret != nil), s.c, facts),
 		Live:      live,
 		Summary:   summary(s.c.Design, p),
 		NodeState: state,

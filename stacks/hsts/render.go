@@ -9,6 +9,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/load"
 
+	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/schema"
 	"hastack.dev/hastack/stacks"
 )
@@ -87,6 +88,23 @@ func Inputs(primary string, redisUp map[string]bool, live, rotating bool) map[st
 	}
 	if len(up) > 0 {
 		in["redisUp"] = up
+	}
+	return in
+}
+
+// withUnreached adds to in the cluster's nodes that have no facts (a
+// partial plan, Options.AllowPartial): a new cluster's apply then waits for
+// the Sentinels of the nodes it reached only. None: in stays as it is, so
+// the common render keeps its cache key.
+func withUnreached(in map[string]any, c *Cluster, facts map[string]*engine.Facts) map[string]any {
+	var gone []string
+	for _, n := range c.Nodes {
+		if facts[n.Name] == nil {
+			gone = append(gone, n.Name)
+		}
+	}
+	if len(gone) > 0 {
+		in["unreached"] = gone
 	}
 	return in
 }

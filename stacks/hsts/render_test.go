@@ -9,6 +9,7 @@ import (
 
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/modules"
 )
 
 // openSys opens cl with the HSTS driver.
@@ -56,7 +57,7 @@ func TestRenderThreeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Nodes) != 3 || len(r.Phases) != 11 {
+	if len(r.Nodes) != 3 || len(r.Phases) != 12 {
 		t.Fatalf("got %d nodes, %d phases", len(r.Nodes), len(r.Phases))
 	}
 	if r.Nodes[0].Name != decoded(t, cl).Primary {
@@ -106,8 +107,9 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 
 // A new cluster starts Redis on the primary, then on every replica
 // together, and only then the other services the same way (a Sentinel
-// started before the last replica connects misses it for 10 s); a live one
-// rolls everything in one phase, one node at a time, replicas first.
+// started before the last replica connects misses it for 10 s), then waits
+// for its Sentinels; a live one rolls everything in one phase, one node at
+// a time, replicas first.
 func TestRenderStartPhase(t *testing.T) {
 	cfg := loadExample(t, "../../examples/three-node")
 	cl := cfg.Clusters[0]
@@ -118,7 +120,7 @@ func TestRenderStartPhase(t *testing.T) {
 		samePhase           bool
 		quorumAfterServices int // phases from the services' start to the quorum's
 	}{
-		{false, `{"name":"start Redis: the primary, then every replica together (003 step 12)",` + batches, `{"name":"start Sentinel and the HSTS services: the primary, then every replica together (003 step 12)",` + batches, false, 1},
+		{false, `{"name":"start Redis: the primary, then every replica together (003 step 12)",` + batches, `{"name":"start Sentinel and the HSTS services: the primary, then every replica together (003 step 12)",` + batches, false, 2},
 		{true, `"serial":true,"order":"replicas-first","gate":true,"failover":"asperaredisd"`, `"serial":true,"order":"replicas-first"`, true, 1},
 	} {
 		r, err := testRender(t, cfg, cl, decoded(t, cl).Primary, nil, tc.live)
@@ -151,6 +153,60 @@ func TestRenderStartPhase(t *testing.T) {
 			}
 			if !strings.Contains(string(b), c.want) {
 				t.Errorf("live %v: phase %d is %s, want %s", tc.live, c.ph, b, c.want)
+			}
+		}
+	}
+}
+
+// A new cluster's apply ends with every node waiting, all at once, for its
+// own Sentinel to know the others: of all nodes, or of the nodes a partial
+// plan reached. A live cluster has no such wait.
+func TestRenderFreshWait(t *testing.T) {
+	cfg := loadExample(t, "../../examples/three-node")
+	cl := cfg.Clusters[0]
+	primary := decoded(t, cl).Primary
+	for _, tc := range []struct {
+		live      bool
+		unreached []string
+		want      string // in the command's display; "" when there is none
+	}{
+		{false, nil, "knows the other 2 Sentinels and 2 replicas"},
+		{false, []string{"node3"}, "knows the other 1 Sentinels and 1 replicas"},
+		{true, nil, ""},
+	} {
+		in := Inputs(primary, nil, tc.live, false)
+		if tc.unreached != nil {
+			in["unreached"] = tc.unreached
+		}
+		r, err := engine.Render(cfg.Context, cl, openSys(t, cl), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sentinel := -1
+		for _, n := range r.Nodes {
+			var wait *modules.Resource
+			for i, res := range n.Resources {
+				switch res.ID {
+				case "service:asperaredissentinel":
+					sentinel = res.Phase
+				case "command:wait-sentinel-peers":
+					wait = &n.Resources[i]
+				}
+			}
+			switch {
+			case tc.want == "" && wait != nil:
+				t.Errorf("live %v: %s waits for its Sentinel's peers", tc.live, n.Name)
+			case tc.want == "":
+			case wait == nil:
+				t.Fatalf("%v: %s has no wait", tc.unreached, n.Name)
+			case !strings.Contains(string(wait.Spec), tc.want):
+				t.Errorf("%v: %s's wait is %s, want %q", tc.unreached, n.Name, wait.Spec, tc.want)
+			case wait.Phase != sentinel+1:
+				t.Errorf("%s waits in phase %d, Sentinel starts in %d", n.Name, wait.Phase, sentinel)
+			default:
+				if ph := r.Phases[wait.Phase]; ph.Serial || len(ph.Batches) > 0 || ph.Gate {
+					t.Errorf("the wait's phase %+v is not every node at once", ph)
+				}
 			}
 		}
 	}
