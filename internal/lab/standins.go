@@ -21,8 +21,9 @@ var installDest = map[string]string{
 	"sbin":      "opt/aspera/sbin",
 	"etc":       "opt/aspera/etc",
 	"etc/redis": "opt/aspera/etc/redis",
-	"units":     "units", // the node's /lib/systemd/system
-	".":         ".",     // systemctl: bind-mounted over /usr/bin/systemctl by boot.sh
+	"units":     "units",             // the node's /lib/systemd/system
+	"massstore": "opt/massstore/bin", // MassStore's processes (stacks/massstore)
+	".":         ".",                 // systemctl: bind-mounted over /usr/bin/systemctl by boot.sh
 }
 
 // installStandins lays out a fresh HSTS install in the node's /opt and
