@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"hastack.dev/hastack/internal/lab"
+)
+
+// The units of seed 001's table, by its location column (docs/shares.md).
+var (
+	sharesBoth       = []string{"nginx", "asperahttpd", "asperanoded"}
+	sharesActiveOnly = []string{"mariadb", "cron", "stats-collector", "shares-background"}
+)
+
+// sharesConfig writes a webtiers config for the lab's two nodes: shared
+// mounts on the lab's /mnt/shared, ACM on short timers, the clocks the
+// host's (the nodes share its kernel clock: ntp.manage false).
+func sharesConfig(t *testing.T, l *lab.Lab, arch string) string {
+	t.Helper()
+	vip, err := l.SpareIP(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "package web\n\nimport \"hastack.dev/schema/shares\"\n\nwebtiers: web: shares.#Cluster & {\n\tarchitecture: %q\n\tnodes: [\n", arch)
+	for _, n := range l.Nodes {
+		fmt.Fprintf(&b, "\t\t{name: %q, ip: %q, mounts: {mysql: \"/mnt/shared/mysql\", acm: \"/mnt/shared/acm\", data: \"/mnt/shared/data\"}},\n", n.Name, n.IP)
+	}
+	fmt.Fprintf(&b, "\t]\n\tactive: \"node1\"\n\tvip: %q\n\tntp: {servers: [\"ntp.example.com\"], manage: false}\n\tacm: {refreshSeconds: 1, expirySeconds: 4}\n", vip)
+	if arch == "type2" {
+		fmt.Fprintf(&b, "\tdns: {fqdn: \"xfer.example.test\", records: [%q, %q], ttl: 5}\n", l.Nodes[0].IP, l.Nodes[1].IP)
+	}
+	b.WriteString("}\n")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "web.cue"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// running lists which of units are active on node.
+func sharesRunning(t *testing.T, l *lab.Lab, node string) []string {
+	t.Helper()
+	var out []string
+	for _, u := range append(slices.Clone(sharesBoth), sharesActiveOnly...) {
+		if b, _ := l.Exec(t.Context(), node, "systemctl", "is-active", u); strings.TrimSpace(string(b)) == "active" {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestSharesType2 is issue 12's first proof on the lab: a type 2 web
+// tier applied from fresh on two nodes with shared storage, an empty
+// plan after it, and 001's services placed by its location column:
+// listed per node.
+func TestSharesType2(t *testing.T) {
+	t.Parallel()
+	for _, bin := range []string{"/usr/sbin/nginx", "/usr/sbin/mariadbd", "/usr/sbin/cron"} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", bin)
+		}
+	}
+	l := lab.Start(t, 2)
+	dir := sharesConfig(t, l, "type2")
+	hastack := func(want int, args ...string) string {
+		t.Helper()
+		code, out := runHastack(t, l.Dir, dir, nil, args...)
+		if code != want {
+			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
+		}
+		return out
+	}
+	hastack(0, "vet")
+	hastack(0, "apply", "-auto-approve")
+	// ACM refreshes its status: the plan reads it and names node1.
+	out := hastack(0, "plan", "-detailed-exitcode")
+	if !strings.Contains(out, "No changes.") || !strings.Contains(out, "active node1 (named by ACM)") {
+		t.Fatalf("the plan after apply is not empty, or not for ACM's node1")
+	}
+	want := map[string][]string{
+		"node1": append(slices.Clone(sharesBoth), sharesActiveOnly...),
+		"node2": slices.Clone(sharesBoth),
+	}
+	for _, n := range []string{"node1", "node2"} {
+		slices.Sort(want[n])
+		got := sharesRunning(t, l, n)
+		t.Logf("%s runs %v", n, got)
+		if !slices.Equal(got, want[n]) {
+			t.Errorf("%s runs %v, want %v", n, got, want[n])
+		}
+		for _, u := range sharesActiveOnly {
+			if b, _ := l.Exec(t.Context(), n, "systemctl", "is-enabled", u); strings.TrimSpace(string(b)) != "disabled" {
+				t.Errorf("%s: %s is %q at boot, want disabled", n, u, b)
+			}
+		}
+	}
+	// MySQL runs on the shared data directory, answering on node1.
+	if b, err := l.Exec(t.Context(), "node1", "mariadb", "-N", "-e", "select @@datadir"); err != nil || strings.TrimSpace(string(b)) != "/mnt/shared/mysql/" {
+		t.Errorf("node1's MariaDB datadir: %q %v", b, err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// A second mysqld started by hand on node2: MariaDB's own lock
+	// refuses it, and hastack's plan refuses to plan while one runs there.
+	b, _ := l.Exec(t.Context(), "node2", "sh", "-c", "timeout 20 /usr/sbin/mariadbd --user=mysql --datadir=/mnt/shared/mysql --socket=/tmp/second.sock --port=3307 --pid-file=/tmp/second.pid 2>&1; echo exit=$?")
+	if !strings.Contains(string(b), "Unable to lock ./ibdata1") {
+		t.Errorf("a second mariadbd on the shared data was not refused by MariaDB's lock:\n%s", b)
+	}
+	l.Exec(t.Context(), "node2", "sh", "-c", "pkill -f -- '--socket=/tmp/second.sock' || true")
+	if _, err := l.Exec(t.Context(), "node2", "systemctl", "start", "stats-collector"); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runHastack(t, l.Dir, dir, nil, "plan")
+	if code != 1 || !strings.Contains(out, "stats-collector on node2") {
+		t.Errorf("plan with stats-collector on the passive node exited %d, want 1 and the refusal naming it", code)
+	}
+	l.Exec(t.Context(), "node2", "systemctl", "stop", "stats-collector")
+
+	t.Run("failover", func(t *testing.T) { sharesFailover(t, l, dir) })
+}
+
+// sharesFailover stops the active node's services as its death would
+// (ACM and MariaDB killed: the status ages, MySQL stops answering) and
+// times how long until node2 is active and serves MySQL.
+func sharesFailover(t *testing.T, l *lab.Lab, dir string) {
+	start := time.Now()
+	for _, u := range []string{"acm", "mariadb"} {
+		if _, err := l.Exec(t.Context(), "node1", "systemctl", "stop", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var took time.Duration
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if b, err := l.Exec(t.Context(), "node2", "mariadb", "-N", "-e", "select 1"); err == nil && strings.TrimSpace(string(b)) == "1" {
+			took = time.Since(start)
+			break
+		}
+	}
+	if took == 0 {
+		t.Fatal("node2 did not serve MySQL within 60 s of node1's ACM and MariaDB stopping")
+	}
+	t.Logf("node2 serves MySQL %.1fs after node1's ACM and MariaDB stopped (expiry 4 s, refresh 1 s)", took.Seconds())
+	// node1 still runs cron and the other active-only units: its ACM is
+	// gone. A restarted ACM finds node2 active and stops them.
+	if _, err := l.Exec(t.Context(), "node1", "systemctl", "start", "acm"); err != nil {
+		t.Fatal(err)
+	}
+	var got1 []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got1 = sharesRunning(t, l, "node1"); len(got1) == len(sharesBoth) {
+			break
+		}
+	}
+	if want := slices.Sorted(slices.Values(sharesBoth)); !slices.Equal(got1, want) {
+		t.Errorf("node1 back as passive runs %v, want %v", got1, want)
+	}
+	code, out := runHastack(t, l.Dir, dir, nil, "plan", "-detailed-exitcode")
+	if code != 0 || !strings.Contains(out, "active node2 (named by ACM)") {
+		t.Errorf("plan after the failover exited %d, want 0 for ACM's node2 (no drift, not moved back)", code)
+	}
+}
