@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"hastack.dev/hastack/internal/lab"
+)
+
+// massstoreSQL runs SQL on a lab server's local MariaDB as root and
+// returns its tab-separated output.
+func massstoreSQL(t *testing.T, l *lab.Lab, node, sql string) (string, error) {
+	t.Helper()
+	out, err := l.Exec(t.Context(), node, "mariadb", "--defaults-file=/etc/massstore/galera.cnf", "-N", "-B", "-e", sql)
+	return strings.TrimSpace(string(out)), err
+}
+
+// TestMassStore is issue 13's proof on the lab: examples/massstore (its
+// inventory replaced by lab nodes: two servers and the witness) applied
+// from fresh, an empty plan, a three-voter Galera cluster (two MariaDB and
+// garbd) Primary on both servers, and jobs flowing through the datamovers
+// and transcode engines of both servers, each job done exactly once per
+// stage. Then the partition drill: the server cut off from the other and
+// from the witness refuses writes while the other, with the witness's
+// vote, stays Primary and takes them; healed, the cut-off server rejoins by
+// itself. Without the witness, the same cut leaves neither server Primary.
+func TestMassStore(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/usr/sbin/mariadbd", "/usr/bin/garbd", "/usr/lib/galera/libgalera_smm.so", "/usr/bin/rsync", "/usr/bin/socat"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", p)
+		}
+	}
+	l := lab.Start(t, 3)
+	dir := massstoreConfig(t, l)
+	hastack := func(want int, args ...string) string {
+		t.Helper()
+		code, out := runHastack(t, l.Dir, dir, nil, args...)
+		if code != want {
+			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
+		}
+		return out
+	}
+	sql := func(node, q string) string {
+		t.Helper()
+		out, err := massstoreSQL(t, l, node, q)
+		if err != nil {
+			t.Fatalf("%s: %s: %v: %s", node, q, err, out)
+		}
+		return out
+	}
+	status := func(node string) string {
+		out, _ := massstoreSQL(t, l, node, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_SIZE', 'WSREP_CLUSTER_STATUS') ORDER BY VARIABLE_NAME")
+		return strings.ReplaceAll(out, "\n", " ")
+	}
+	waitStatus := func(node, want string, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for status(node) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Galera size and status %q after %s, want %q", node, status(node), within, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	hastack(0, "vet")
+	start := time.Now()
+	hastack(0, "apply", "-auto-approve")
+	t.Logf("apply from fresh: %.1fs", time.Since(start).Seconds())
+	if out := hastack(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
+		t.Fatal("the plan after apply is not empty")
+	}
+	for _, n := range []string{"node1", "node2"} {
+		if got := status(n); got != "3 Primary" {
+			t.Errorf("%s: wsrep_cluster_size and status %q, want 3 Primary (two servers and the witness)", n, got)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// 200 jobs through the app server of node1; every worker of both
+	// servers takes some, and each job runs once in each stage.
+	const jobs = 200
+	if out, err := l.Exec(t.Context(), "node1", "curl", "-fsS", "-X", "POST", "http://127.0.0.1:8080/jobs?n="+strconv.Itoa(jobs)); err != nil {
+		t.Fatalf("POST /jobs: %v: %s", err, out)
+	}
+	start = time.Now()
+	waitDone := func(want int, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			got := sql("node2", "SELECT COUNT(*) FROM massstore.jobs WHERE stage = 'done'")
+			if got == strconv.Itoa(want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s of %d jobs done after %s; by stage: %s", got, want, within, sql("node2", "SELECT stage, COUNT(*) FROM massstore.jobs GROUP BY stage"))
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	waitDone(jobs, 3*time.Minute)
+	took := time.Since(start)
+	t.Logf("%d jobs through both stages in %.1fs: %.1f jobs/s (redundant mode: 4 datamovers of 5 jobs/s, 4 transcode engines of 2)", jobs, took.Seconds(), jobs/took.Seconds())
+	if twice := sql("node1", "SELECT COUNT(*) FROM (SELECT job, stage FROM massstore.runs GROUP BY job, stage HAVING COUNT(*) <> 1) x"); twice != "0" {
+		t.Errorf("%s (job, stage) pairs ran other than once", twice)
+	}
+	if got := sql("node1", "SELECT COUNT(DISTINCT job) FROM massstore.runs WHERE stage = 'move'") + " " + sql("node1", "SELECT COUNT(DISTINCT job) FROM massstore.runs WHERE stage = 'transcode'"); got != fmt.Sprintf("%d %d", jobs, jobs) {
+		t.Errorf("jobs moved and transcoded: %s, want %d each", got, jobs)
+	}
+	perWorker := sql("node1", "SELECT worker, COUNT(*) FROM massstore.runs GROUP BY worker ORDER BY worker")
+	t.Logf("runs per worker:\n%s", perWorker)
+	for _, w := range []string{"node1-datamover-", "node2-datamover-", "node1-transcode-", "node2-transcode-"} {
+		if !strings.Contains(perWorker, w) {
+			t.Errorf("no %s* took a job: %s", w, perWorker)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Partition: node2 drops everything from node1 and the witness.
+	n1, _ := l.Node("node1")
+	n3, _ := l.Node("node3")
+	cut := func(node string, from ...string) {
+		t.Helper()
+		for _, ip := range from {
+			if out, err := l.Exec(t.Context(), node, "iptables", "-I", "INPUT", "-s", ip, "-j", "DROP"); err != nil {
+				t.Fatalf("%s: iptables: %v: %s", node, err, out)
+			}
+		}
+	}
+	heal := func(node string, from ...string) {
+		t.Helper()
+		for _, ip := range from {
+			if out, err := l.Exec(t.Context(), node, "iptables", "-D", "INPUT", "-s", ip, "-j", "DROP"); err != nil {
+				t.Fatalf("%s: iptables: %v: %s", node, err, out)
+			}
+		}
+	}
+	start = time.Now()
+	cut("node2", n1.IP, n3.IP)
+	waitStatus("node1", "2 Primary", time.Minute)
+	t.Logf("node2 cut off: node1 Primary with the witness, size 2, after %.1fs", time.Since(start).Seconds())
+	waitStatus("node2", "1 non-Primary", time.Minute)
+	if out, err := massstoreSQL(t, l, "node2", "INSERT INTO massstore.jobs (stage) VALUES ('move')"); err == nil || !strings.Contains(out, "WSREP") {
+		t.Errorf("node2, cut off, took a write: %v %s", err, out)
+	}
+	sql("node1", "INSERT INTO massstore.jobs (stage) VALUES ('move')")
+	heal("node2", n1.IP, n3.IP)
+	start = time.Now()
+	waitStatus("node2", "3 Primary", 2*time.Minute)
+	t.Logf("healed: node2 back in the Primary component in %.1fs", time.Since(start).Seconds())
+	waitDone(jobs+1, time.Minute)
+
+	// Without the witness (garbd killed, not stopped: a stop leaves the
+	// cluster cleanly and shrinks the quorum), the same cut leaves no
+	// majority anywhere: both servers refuse writes.
+	if out, err := l.Exec(t.Context(), "node3", "pkill", "-KILL", "-x", "garbd"); err != nil {
+		t.Fatalf("killing garbd: %v: %s", err, out)
+	}
+	waitStatus("node1", "2 Primary", time.Minute)
+	cut("node2", n1.IP)
+	cut("node1", l.Nodes[1].IP)
+	waitStatus("node1", "1 non-Primary", time.Minute)
+	waitStatus("node2", "1 non-Primary", time.Minute)
+	for _, n := range []string{"node1", "node2"} {
+		if out, err := massstoreSQL(t, l, n, "INSERT INTO massstore.jobs (stage) VALUES ('move')"); err == nil || !strings.Contains(out, "WSREP") {
+			t.Errorf("%s took a write with no majority: %v %s", n, err, out)
+		}
+	}
+}
+
+// massstoreConfig writes examples/massstore's stack, unchanged, with an
+// inventory of the lab's nodes: node1 and node2 the servers, node3 the
+// witness.
+func massstoreConfig(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/massstore/massstore.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := fmt.Sprintf("package massstore\n\nstacks: media: {\n\tservers: [\n\t\t{name: %q, ip: %q},\n\t\t{name: %q, ip: %q},\n\t]\n\twitness: {name: %q, ip: %q}\n}\n",
+		l.Nodes[0].Name, l.Nodes[0].IP, l.Nodes[1].Name, l.Nodes[1].IP, l.Nodes[2].Name, l.Nodes[2].IP)
+	dir := t.TempDir()
+	for name, text := range map[string]string{"massstore.cue": string(b), "servers.cue": inv} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
