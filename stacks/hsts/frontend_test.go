@@ -96,7 +96,7 @@ func TestRenderFrontend(t *testing.T) {
 		t.Errorf("keepalived.conf in phase %v, want %d", ka["_phase"], last-1)
 	}
 	conf := ka["content"].(string)
-	for _, want := range []string{"state BACKUP\n    nopreempt", "priority 150", "virtual_router_id 51", "unicast_src_ip 10.0.0.21", "unicast_peer {\n        10.0.0.22\n    }", "10.0.0.2/24 dev eth0", "track_script {\n        nodeapi\n        transfer"} {
+	for _, want := range []string{"/dev/tcp/127.0.0.1/8404", "/dev/tcp/127.0.0.1/8405", "state BACKUP\n    nopreempt", "priority 150", "virtual_router_id 51", "unicast_src_ip 10.0.0.21", "unicast_peer {\n        10.0.0.22\n    }", "10.0.0.2/24 dev eth0", "track_script {\n        nodeapi\n        transfer"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("lb1's keepalived.conf lacks %q:\n%s", want, conf)
 		}
@@ -105,13 +105,13 @@ func TestRenderFrontend(t *testing.T) {
 		t.Errorf("lb2's keepalived.conf:\n%s", c2)
 	}
 	ha := spec(t, r, "lb1", "file:/etc/haproxy/haproxy.cfg")["content"].(string)
-	for _, want := range []string{"bind :9092", "option httpchk GET /ping", "check check-ssl verify none inter 500 fall 4 rise 2", "server node1 10.0.0.11:9092", "server node3 10.0.0.13:9092", "option redispatch"} {
+	for _, want := range []string{"bind :9092", "option httpchk GET /ping", "check check-ssl verify none inter 500 fastinter 166 fall 4 rise 2", "timeout check 166ms", "bind 127.0.0.1:8404", "server node1 10.0.0.11:9092", "server node3 10.0.0.13:9092", "option redispatch 1"} {
 		if !strings.Contains(ha, want) {
 			t.Errorf("haproxy.cfg lacks %q:\n%s", want, ha)
 		}
 	}
 	ng := spec(t, r, "lb2", "file:/etc/nginx/nginx.conf")["content"].(string)
-	if strings.Count(ng, "hash $remote_addr consistent;") != 2 || !strings.Contains(ng, "listen 33001 udp;") || !strings.Contains(ng, "listen 33001;") || strings.Count(ng, "server 10.0.0.12:33001 max_fails=2") != 2 {
+	if strings.Count(ng, "hash $remote_addr consistent;") != 2 || !strings.Contains(ng, "listen 33001 udp;") || !strings.Contains(ng, "listen 33001;") || !strings.Contains(ng, "listen 127.0.0.1:8405;") || strings.Count(ng, "server 10.0.0.12:33001 max_fails=2") != 2 {
 		t.Errorf("nginx.conf does not hash TCP and UDP 33001 over the same servers:\n%s", ng)
 	}
 	for _, id := range []string{"service:haproxy", "service:nginx", "service:keepalived"} {
