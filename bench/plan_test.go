@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 const password = "Bench-Passw0rd-31415"
 
 func BenchmarkPlanConverged3(b *testing.B) { benchPlan(b, 3) }
+
+// 11: the middle figure of issue 9's record (0.28 s before the move).
+func BenchmarkPlanConverged11(b *testing.B) { benchPlan(b, 11) }
 
 // 31, not 30: the schema wants an odd number of nodes (Sentinel majority).
 func BenchmarkPlanConverged31(b *testing.B) { benchPlan(b, 31) }
@@ -34,6 +38,9 @@ func benchPlan(b *testing.B, n int) {
 	}
 	// As `hastack plan` without -out or -json: no fingerprints.
 	opts := engine.Options{SSH: sshconn.Config{KnownHosts: []string{l.KnownHosts}, IdentityFiles: []string{l.Identity}, Dial: l.DialContext}, NoFingerprints: true}
+	if os.Getenv("HASTACK_TIMING") != "" { // as hastack's: how long each step of a plan took
+		opts.Trace = func(step string, d time.Duration) { b.Logf("timing: %-45s %6.3fs", step, d.Seconds()) }
+	}
 
 	s := plan(b, dir, opts)
 	for _, o := range s.Apply(context.Background(), func(engine.Event) {}) {
