@@ -32,7 +32,7 @@ func sharesConfig(t *testing.T, l *lab.Lab, arch string) string {
 	for _, n := range l.Nodes {
 		fmt.Fprintf(&b, "\t\t{name: %q, ip: %q, mounts: {mysql: \"/mnt/shared/mysql\", acm: \"/mnt/shared/acm\", data: \"/mnt/shared/data\"}},\n", n.Name, n.IP)
 	}
-	fmt.Fprintf(&b, "\t]\n\tactive: \"node1\"\n\tvip: %q\n\tntp: {servers: [\"ntp.example.com\"], manage: false}\n\tacm: {refreshSeconds: 1, expirySeconds: 4}\n", vip)
+	fmt.Fprintf(&b, "\t]\n\tactive: \"node1\"\n\tvip: %q\n\tntp: {servers: [\"ntp.example.com\"], manage: false}\n\tacm: {refreshSeconds: 1, expirySeconds: 4}\n\tsecret: env: \"HASTACK_REDIS_PASSWORD\"\n", vip)
 	if arch == "type2" {
 		fmt.Fprintf(&b, "\tdns: {fqdn: \"xfer.example.test\", records: [%q, %q], ttl: 5}\n", l.Nodes[0].IP, l.Nodes[1].IP)
 	}
@@ -72,7 +72,7 @@ func TestSharesType2(t *testing.T) {
 	dir := sharesConfig(t, l, "type2")
 	hastack := func(want int, args ...string) string {
 		t.Helper()
-		code, out := runHastack(t, l.Dir, dir, nil, args...)
+		code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, args...)
 		if code != want {
 			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
 		}
@@ -102,6 +102,10 @@ func TestSharesType2(t *testing.T) {
 			}
 		}
 	}
+	// hastack check: one active node, the placement as above.
+	if out := hastack(0, "check"); !strings.Contains(out, "active node (ACM): node1") {
+		t.Error("check does not name node1 as ACM's active node")
+	}
 	// MySQL runs on the shared data directory, answering on node1.
 	if b, err := l.Exec(t.Context(), "node1", "mariadb", "-N", "-e", "select @@datadir"); err != nil || strings.TrimSpace(string(b)) != "/mnt/shared/mysql/" {
 		t.Errorf("node1's MariaDB datadir: %q %v", b, err)
@@ -120,9 +124,12 @@ func TestSharesType2(t *testing.T) {
 	if _, err := l.Exec(t.Context(), "node2", "systemctl", "start", "stats-collector"); err != nil {
 		t.Fatal(err)
 	}
-	code, out := runHastack(t, l.Dir, dir, nil, "plan")
+	code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, "plan")
 	if code != 1 || !strings.Contains(out, "stats-collector on node2") {
 		t.Errorf("plan with stats-collector on the passive node exited %d, want 1 and the refusal naming it", code)
+	}
+	if code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, "check"); code != 1 || !strings.Contains(out, "FAIL node2 (passive): stats-collector runs") {
+		t.Errorf("check with stats-collector on the passive node exited %d, want 1 naming it", code)
 	}
 	l.Exec(t.Context(), "node2", "systemctl", "stop", "stats-collector")
 
@@ -164,7 +171,7 @@ func sharesFailover(t *testing.T, l *lab.Lab, dir string) {
 	if want := slices.Sorted(slices.Values(sharesBoth)); !slices.Equal(got1, want) {
 		t.Errorf("node1 back as passive runs %v, want %v", got1, want)
 	}
-	code, out := runHastack(t, l.Dir, dir, nil, "plan", "-detailed-exitcode")
+	code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, "plan", "-detailed-exitcode")
 	if code != 0 || !strings.Contains(out, "active node2 (named by ACM)") {
 		t.Errorf("plan after the failover exited %d, want 0 for ACM's node2 (no drift, not moved back)", code)
 	}
