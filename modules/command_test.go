@@ -2,6 +2,8 @@ package modules
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,5 +27,47 @@ func TestStampedCommandOneExec(t *testing.T) {
 	}
 	if len(h.writes) != 2 || h.writes[1].Path != stampPath("command:ks") {
 		t.Errorf("writes %v, want the key and the stamp", h.writes)
+	}
+}
+
+// A guard runs in a subshell of the fact script: its `exit` ends only the
+// guard, and the resources after it are still read. In braces the exit
+// ended the whole script, which then failed as "cut short" with no word of
+// which guard did it. Run by the local sh (dash on Debian), as a node's.
+func TestGuardExitEndsOnlyTheGuard(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	dir := t.TempDir()
+	absent := filepath.Join(dir, "absent")
+	rs := []Resource{
+		*resource(t, "command", "command:exits", map[string]any{"cmd": "touch " + absent, "unless": "[ -e " + absent + " ] || exit 1"}),
+		*resource(t, "command", "command:cd", map[string]any{"cmd": "true", "onlyif": "cd / && exit 0 # a trailing comment"}),
+		*resource(t, "command", "command:after", map[string]any{"cmd": "true", "creates": dir}),
+	}
+	script, boundary, err := FactScript(rs, Needs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-s")
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("fact script: %v", err)
+	}
+	nf, own, err := ParseFacts(out, boundary, rs)
+	if err != nil {
+		t.Fatalf("facts: %v", err)
+	}
+	want := map[string]bool{"command:exits": true, "command:cd": true, "command:after": false}
+	for i := range rs {
+		c, err := commandModule{}.Diff(&rs[i], &Fact{Out: own[rs[i].ID], Node: nf}, &Env{})
+		if err != nil {
+			t.Fatalf("%s: %v", rs[i].ID, err)
+		}
+		if (c != nil) != want[rs[i].ID] {
+			t.Errorf("%s: planned %v, want %v (its fact %q)", rs[i].ID, c != nil, want[rs[i].ID], own[rs[i].ID])
+		}
 	}
 }

@@ -180,6 +180,8 @@ func TestLabCommandGuards(t *testing.T) {
 		{"creates", map[string]any{"cmd": "touch /root/c1", "creates": "/root/c1"}, "touch /root/c1"},
 		{"unless", map[string]any{"cmd": "echo x > /root/u1", "unless": "grep -q x /root/u1"}, ""},
 		{"onlyif", map[string]any{"cmd": "rm /root/o1", "onlyif": "test -e /root/o1"}, ""},
+		// An exit in a guard ends the guard, not the node's fact script.
+		{"exit", map[string]any{"cmd": "touch /root/e1", "unless": "[ -e /root/e1 ] || exit 1"}, ""},
 		{"stamp", map[string]any{"cmd": "cat > /root/s1", "stdin": secret.Placeholder, "stamp": true}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
