@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/internal/secret"
 )
 
 func init() {
@@ -85,7 +86,11 @@ func runCheck(env *Env, args []string) int {
 			code = ExitFailure
 			continue
 		}
-		sec, err := cl.Secret.Resolve()
+		// A stack with no secret (massstore) checks with the zero Secret.
+		var sec secret.Secret
+		if cl.Secret != (secret.Source{}) {
+			sec, err = cl.Secret.Resolve()
+		}
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hastack check: cluster %s: %v\n", cl.Name, err)
 			return ExitFailure

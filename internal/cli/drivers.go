@@ -9,5 +9,6 @@ import (
 	_ "hastack.dev/hastack/modules/redis"
 	_ "hastack.dev/hastack/stacks/hsts"
 	_ "hastack.dev/hastack/stacks/hsts/check"
+	_ "hastack.dev/hastack/stacks/massstore"
 	_ "hastack.dev/hastack/stacks/shares"
 )
