@@ -70,6 +70,10 @@ sleep 0.3`
 		t.Fatalf("the VIP is on %s, want node4 (priority 150)", holder)
 	}
 	api.waitUp(t, 20*time.Second)
+	// The holder is read before planning, and shown, not planned.
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "; VIP "+vip+" on node4") {
+		t.Error("the plan's header does not say node4 holds the VIP")
+	}
 
 	// A Node API user, added on node1: in the shared Redis, so every node
 	// knows it (003 step 13's asnodeadmin).
@@ -144,8 +148,8 @@ sleep 0.3`
 		if h := waitHolder(t, l, vip, "node5", 10*time.Second); h != "node5" {
 			t.Errorf("the VIP moved back to %s when node4 returned", h)
 		}
-		if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
-			t.Error("the VIP's new holder shows as drift")
+		if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") || !strings.Contains(out, "; VIP "+vip+" on node5") {
+			t.Error("the VIP's new holder shows as drift, or the plan's header does not name it")
 		}
 	})
 

@@ -50,8 +50,12 @@ func (s *system) Guess() map[string]any {
 	return Inputs(s.c.Primary, up, true, s.c.PreviousSecret != nil)
 }
 
-// Needs are the node's own Sentinel and Redis.
+// Needs are the node's own Sentinel and Redis; a load balancer's, the
+// addresses it holds (frontend.go).
 func (s *system) Needs(n engine.NodeSpec) modules.Needs {
+	if s.c.IsLoadBalancer(n.Name) {
+		return s.frontendNeeds()
+	}
 	return s.needs(n.IP)
 }
 
@@ -76,7 +80,9 @@ func (s *system) answers(nf *modules.NodeFacts, ip string) (redis.SentinelView, 
 func (s *system) Observe(facts map[string]*engine.Facts) (engine.Observation, error) {
 	tops := map[string]Topology{}
 	for name, f := range facts {
-		tops[name] = topologyOf(s.answers(f.Shared, s.c.ipOf(name)))
+		if !s.c.IsLoadBalancer(name) {
+			tops[name] = topologyOf(s.answers(f.Shared, s.c.ipOf(name)))
+		}
 	}
 	p, err := LivePrimary(s.c, tops)
 	if err != nil {
@@ -99,6 +105,7 @@ func (s *system) Observe(facts map[string]*engine.Facts) (engine.Observation, er
 	if p.Note != "" {
 		obs.Notes = []string{p.Note}
 	}
+	s.observeFrontend(facts, &obs)
 	return obs, nil
 }
 

@@ -2,10 +2,14 @@ package hsts
 
 import (
 	"fmt"
+	"strings"
 
 	"cuelang.org/go/cue"
 
+	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
+	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/keepalived"
 )
 
 // Frontend is the cluster's front end (schema/hsts/frontend.cue): the load
@@ -109,4 +113,46 @@ func (c *Cluster) IsLoadBalancer(node string) bool {
 		}
 	}
 	return false
+}
+
+// frontendNeeds is what a load balancer is asked: which addresses it has.
+func (s *system) frontendNeeds() modules.Needs {
+	return modules.Needs{Shared: keepalived.Needs(s.c.Frontend.VIP)}
+}
+
+// observeFrontend reads which load balancer holds the VIP into the plan's
+// header, as live state: nothing is rendered from it (every load balancer
+// is BACKUP with nopreempt), so a VIP that moved is never drift and never
+// moved back. No holder, or two (a split brain), is a note.
+func (s *system) observeFrontend(facts map[string]*engine.Facts, obs *engine.Observation) {
+	f := s.c.Frontend
+	if f == nil {
+		return
+	}
+	var holders, unread []string
+	for _, b := range f.LoadBalancers {
+		var nf *modules.NodeFacts
+		if fb := facts[b.Name]; fb != nil {
+			nf = fb.Shared
+		}
+		switch holds, ok := keepalived.Holds(nf, f.VIP); {
+		case !ok:
+			unread = append(unread, b.Name)
+		case holds:
+			holders = append(holders, b.Name)
+		}
+	}
+	switch len(holders) {
+	case 0:
+		obs.Summary += fmt.Sprintf("; VIP %s held by no load balancer", f.VIP)
+		obs.Notes = append(obs.Notes, fmt.Sprintf("no load balancer holds the VIP %s: keepalived is down on all of them, or they cannot hear each other", f.VIP))
+	case 1:
+		obs.Summary += fmt.Sprintf("; VIP %s on %s", f.VIP, holders[0])
+	default:
+		obs.Summary += fmt.Sprintf("; VIP %s on %s", f.VIP, strings.Join(holders, " and "))
+		obs.Notes = append(obs.Notes, fmt.Sprintf("the VIP %s is on %s at once: the load balancers do not hear each other's VRRP adverts (multicast dropped? try frontend.vrrp.unicast)", f.VIP, strings.Join(holders, " and ")))
+	}
+	if len(unread) > 0 {
+		obs.Notes = append(obs.Notes, fmt.Sprintf("not read whether %s hold the VIP", strings.Join(unread, ", ")))
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/modules/keepalived"
 )
 
 // frontendCluster is a 3-node cluster behind two load balancers; extra
@@ -105,7 +107,7 @@ func TestRenderFrontend(t *testing.T) {
 		t.Errorf("lb2's keepalived.conf:\n%s", c2)
 	}
 	ha := spec(t, r, "lb1", "file:/etc/haproxy/haproxy.cfg")["content"].(string)
-	for _, want := range []string{"bind :9092", "option httpchk GET /ping", "check check-ssl verify none inter 500 fastinter 166 fall 4 rise 2", "timeout check 166ms", "bind 127.0.0.1:8404", "server node1 10.0.0.11:9092", "server node3 10.0.0.13:9092", "option redispatch 1"} {
+	for _, want := range []string{"bind :9092", "option httpchk GET /ping", "check check-ssl verify none inter 500 fastinter 166 fall 4 rise 2", "timeout check 166ms", "timeout connect 166ms", "bind 127.0.0.1:8404", "server node1 10.0.0.11:9092", "server node3 10.0.0.13:9092", "option redispatch 1"} {
 		if !strings.Contains(ha, want) {
 			t.Errorf("haproxy.cfg lacks %q:\n%s", want, ha)
 		}
@@ -199,5 +201,43 @@ func TestDecodeFrontend(t *testing.T) {
 	up := openSys(t, cl).Guess()["redisUp"].(map[string]bool)
 	if len(up) != 3 || up["lb1"] {
 		t.Errorf("Guess counts the load balancers as Redis nodes: %v", up)
+	}
+}
+
+// The VIP's holder is read from the load balancers into the plan's header;
+// none or two holders are notes; a load balancer is asked only for its
+// addresses, never for a Sentinel.
+func TestObserveFrontend(t *testing.T) {
+	cfg := loadExample(t, frontendCluster(t, ""))
+	cl := cfg.Clusters[0]
+	s := &system{c: decoded(t, cl)}
+	if n := s.Needs(engine.NodeSpec{Name: "lb1", IP: "10.0.0.21"}); len(n.Shared) != 1 || n.Shared[keepalived.VIPFact] == nil {
+		t.Errorf("a load balancer is asked %v", n.Shared)
+	}
+	lbFacts := func(held map[string]bool) map[string]*engine.Facts {
+		facts := map[string]*engine.Facts{}
+		for lb, h := range held {
+			var nf modules.NodeFacts
+			nf.SetShared(keepalived.VIPFact, map[string]bool{"10.0.0.2": h, "10.0.0.21": lb == "lb1"})
+			facts[lb] = &engine.Facts{Node: lb, Shared: &nf}
+		}
+		return facts
+	}
+	for _, tc := range []struct {
+		held    map[string]bool
+		summary string
+		note    string
+	}{
+		{map[string]bool{"lb1": false, "lb2": true}, "; VIP 10.0.0.2 on lb2", ""},
+		{map[string]bool{"lb1": false, "lb2": false}, "; VIP 10.0.0.2 held by no load balancer", "no load balancer holds the VIP"},
+		{map[string]bool{"lb1": true, "lb2": true}, "; VIP 10.0.0.2 on lb1 and lb2", "at once"},
+		{map[string]bool{"lb1": true}, "; VIP 10.0.0.2 on lb1", "not read whether lb2"},
+	} {
+		var obs engine.Observation
+		s.observeFrontend(lbFacts(tc.held), &obs)
+		notes := strings.Join(obs.Notes, "\n")
+		if obs.Summary != tc.summary || (tc.note == "") != (notes == "") || !strings.Contains(notes, tc.note) {
+			t.Errorf("%v: summary %q, notes %q; want %q, a note with %q", tc.held, obs.Summary, notes, tc.summary, tc.note)
+		}
 	}
 }
