@@ -171,25 +171,69 @@ func (a *applier) runTurn(n NodePlan, phase int, ph Phase) {
 }
 
 // runChanges applies a node's changes of one phase in order, up to the
-// first failure.
+// first failure. Consecutive changes that join (modules.Joins: services
+// to enable and start) run as one command; when that fails, each runs on
+// its own, so the failure is the change's that fails.
 func (a *applier) runChanges(node string, changes []*ResourceChange) {
-	for _, c := range changes {
-		if a.ctx.Err() != nil {
-			return
+	for i := 0; i < len(changes); {
+		j := i + 1
+		for j < len(changes) && modules.Joins(changes[j-1].Change, changes[j].Change) {
+			j++
 		}
-		starting(a.ctx, node, c)
-		start := time.Now()
-		err := c.Apply(a.work, a.hosts[node])
-		a.report(Event{Node: node, Change: c, Err: err, Duration: time.Since(start)})
+		if j-i > 1 && a.runJoined(node, changes[i:j]) {
+			i = j
+			continue
+		}
+		for ; i < j; i++ {
+			if !a.runOne(node, changes[i]) {
+				return
+			}
+		}
+	}
+}
+
+// runOne applies one change; false when it failed or apply was stopped.
+func (a *applier) runOne(node string, c *ResourceChange) bool {
+	if a.ctx.Err() != nil {
+		return false
+	}
+	starting(a.ctx, node, c)
+	start := time.Now()
+	err := c.Apply(a.work, a.hosts[node])
+	a.report(Event{Node: node, Change: c, Err: err, Duration: time.Since(start)})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.o.Failed[node] = fmt.Errorf("%s: %w", c.ID, err)
+		return false
+	}
+	a.o.Done[node] = append(a.o.Done[node], c.ID)
+	return true
+}
+
+// runJoined applies cs with one command; false (nothing recorded) when it
+// failed or apply was stopped.
+func (a *applier) runJoined(node string, cs []*ResourceChange) bool {
+	if a.ctx.Err() != nil {
+		return false
+	}
+	mods := make([]*modules.Change, len(cs))
+	for i, c := range cs {
+		mods[i] = c.Change
+	}
+	starting(a.ctx, node, cs[0])
+	start := time.Now()
+	if modules.ApplyJoined(a.work, a.hosts[node], mods) != nil {
+		return false
+	}
+	d := time.Since(start)
+	for _, c := range cs {
+		a.report(Event{Node: node, Change: c, Duration: d})
 		a.mu.Lock()
-		if err != nil {
-			a.o.Failed[node] = fmt.Errorf("%s: %w", c.ID, err)
-			a.mu.Unlock()
-			return
-		}
 		a.o.Done[node] = append(a.o.Done[node], c.ID)
 		a.mu.Unlock()
 	}
+	return true
 }
 
 // pause waits the phase's pause after a node on which one of PauseAfter

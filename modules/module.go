@@ -54,6 +54,7 @@ type Change struct {
 
 	apply func(ctx context.Context, h host.Host) error // carries what Apply needs (may hold secrets)
 	file  *host.File                                   // the file a file or conf change writes
+	join  *joinPart                                    // how it runs in one command with the next ones (join.go)
 }
 
 // Env is what Diff may know beyond the resource and its fact.

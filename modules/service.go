@@ -99,7 +99,44 @@ func (serviceModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 	c.apply = func(ctx context.Context, h host.Host) error {
 		return runSteps(ctx, h, steps, nil, secret.Secret{})
 	}
+	if !restart {
+		// Enabling and starting are safe to do twice (a failed joined
+		// run is applied again unit by unit): they join.
+		c.join = &joinPart{key: "systemctl enable/start", part: unitStart{u, act == Enable || len(cmds) == 2, act == Start}, run: startUnits}
+	}
 	return c, nil
+}
+
+// unitStart is a service change that enables its unit, starts it, or both.
+type unitStart struct {
+	unit          string
+	enable, start bool
+}
+
+// startUnits enables and starts several units with one exec: one systemctl
+// enable, one systemctl start (systemd starts them in one transaction, in
+// their units' order), and the restart markers they no longer owe.
+func startUnits(ctx context.Context, h host.Host, parts []any) error {
+	var enable, start, markers []string
+	for _, p := range parts {
+		u := p.(unitStart)
+		if u.enable {
+			enable = append(enable, u.unit)
+		}
+		if u.start {
+			start = append(start, u.unit)
+		}
+		markers = append(markers, PendingDir+"/"+u.unit)
+	}
+	var steps []string
+	if len(enable) > 0 {
+		steps = append(steps, "systemctl enable "+quoteAll(enable))
+	}
+	if len(start) > 0 {
+		steps = append(steps, "systemctl start "+quoteAll(start))
+	}
+	steps = append(steps, "rm -f "+quoteAll(markers))
+	return runSteps(ctx, h, steps, nil, secret.Secret{})
 }
 
 // MarkPending is the command that records a restart owed to unit, run

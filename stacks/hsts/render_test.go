@@ -57,7 +57,7 @@ func TestRenderThreeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Nodes) != 3 || len(r.Phases) != 12 {
+	if len(r.Nodes) != 3 || len(r.Phases) != 13 {
 		t.Fatalf("got %d nodes, %d phases", len(r.Nodes), len(r.Phases))
 	}
 	if r.Nodes[0].Name != decoded(t, cl).Primary {
@@ -106,22 +106,25 @@ func TestRenderRotationUsesPrelude(t *testing.T) {
 }
 
 // A new cluster starts Redis on the primary, then on every replica
-// together, and only then the other services the same way (a Sentinel
-// started before the last replica connects misses it for 10 s), then waits
-// for its Sentinels; a live one rolls everything in one phase, one node at
-// a time, replicas first.
+// together, and only then Sentinel the same way (a Sentinel started before
+// the last replica connects misses it for 10 s), then the HSTS services,
+// then waits for its Sentinels; a live one rolls everything in one phase,
+// one node at a time, replicas first.
 func TestRenderStartPhase(t *testing.T) {
 	cfg := loadExample(t, "../../examples/three-node")
 	cl := cfg.Clusters[0]
 	batches := `"batches":[1,"100%"]`
+	fresh := func(what string) string {
+		return `{"name":"start ` + what + `: the primary, then every replica together (003 step 12)",` + batches
+	}
+	live := `"serial":true,"order":"replicas-first"`
 	for _, tc := range []struct {
-		live                bool
-		redis, others       string // in each start phase's JSON
-		samePhase           bool
-		quorumAfterServices int // phases from the services' start to the quorum's
+		live                     bool
+		redis, sentinel, service string // in each start phase's JSON
+		phases                   [3]int // Sentinel's phase, the services', the quorum's, after Redis's
 	}{
-		{false, `{"name":"start Redis: the primary, then every replica together (003 step 12)",` + batches, `{"name":"start Sentinel and the HSTS services: the primary, then every replica together (003 step 12)",` + batches, false, 2},
-		{true, `"serial":true,"order":"replicas-first","gate":true,"failover":"asperaredisd"`, `"serial":true,"order":"replicas-first"`, true, 1},
+		{false, fresh("Redis"), fresh("Sentinel"), fresh("the HSTS services"), [3]int{1, 2, 4}},
+		{true, live + `,"gate":true,"failover":"asperaredisd"`, live, live, [3]int{0, 0, 1}},
 	} {
 		r, err := testRender(t, cfg, cl, decoded(t, cl).Primary, nil, tc.live)
 		if err != nil {
@@ -131,22 +134,18 @@ func TestRenderStartPhase(t *testing.T) {
 		for _, res := range r.Nodes[0].Resources {
 			phase[res.ID] = res.Phase
 		}
-		redis, sentinel := phase["service:asperaredisd"], phase["service:asperaredissentinel"]
-		for _, id := range []string{"service:asperanoded", "service:asperarund"} {
-			if phase[id] != sentinel {
-				t.Errorf("live %v: %s in phase %d, Sentinel in %d", tc.live, id, phase[id], sentinel)
-			}
+		redis, sentinel, noded := phase["service:asperaredisd"], phase["service:asperaredissentinel"], phase["service:asperanoded"]
+		if phase["service:asperarund"] != noded {
+			t.Errorf("live %v: asperarund in phase %d, asperanoded in %d", tc.live, phase["service:asperarund"], noded)
 		}
-		if (redis == sentinel) != tc.samePhase || redis > sentinel {
-			t.Errorf("live %v: Redis starts in phase %d, Sentinel in %d", tc.live, redis, sentinel)
-		}
-		if q := phase["sentinelreset:"+decoded(t, cl).PrimarySet]; q-sentinel != tc.quorumAfterServices {
-			t.Errorf("live %v: SENTINEL RESET in phase %d, the services in %d", tc.live, q, sentinel)
+		quorum := phase["sentinelreset:"+decoded(t, cl).PrimarySet]
+		if got := [3]int{sentinel - redis, noded - redis, quorum - redis}; got != tc.phases {
+			t.Errorf("live %v: Sentinel, the services and the quorum %v phases after Redis, want %v", tc.live, got, tc.phases)
 		}
 		for _, c := range []struct {
 			ph   int
 			want string
-		}{{redis, tc.redis}, {sentinel, tc.others}} {
+		}{{redis, tc.redis}, {sentinel, tc.sentinel}, {noded, tc.service}} {
 			b, err := json.Marshal(r.Phases[c.ph])
 			if err != nil {
 				t.Fatal(err)
@@ -182,13 +181,13 @@ func TestRenderFreshWait(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sentinel := -1
+		services := -1
 		for _, n := range r.Nodes {
 			var wait *modules.Resource
 			for i, res := range n.Resources {
 				switch res.ID {
-				case "service:asperaredissentinel":
-					sentinel = res.Phase
+				case "service:asperarund":
+					services = res.Phase
 				case "command:wait-sentinel-peers":
 					wait = &n.Resources[i]
 				}
@@ -201,8 +200,8 @@ func TestRenderFreshWait(t *testing.T) {
 				t.Fatalf("%v: %s has no wait", tc.unreached, n.Name)
 			case !strings.Contains(string(wait.Spec), tc.want):
 				t.Errorf("%v: %s's wait is %s, want %q", tc.unreached, n.Name, wait.Spec, tc.want)
-			case wait.Phase != sentinel+1:
-				t.Errorf("%s waits in phase %d, Sentinel starts in %d", n.Name, wait.Phase, sentinel)
+			case wait.Phase != services+1:
+				t.Errorf("%s waits in phase %d, the services start in %d", n.Name, wait.Phase, services)
 			default:
 				if ph := r.Phases[wait.Phase]; ph.Serial || len(ph.Batches) > 0 || ph.Gate {
 					t.Errorf("the wait's phase %+v is not every node at once", ph)
