@@ -3,18 +3,21 @@ package shares
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
 
 	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/modules"
 )
 
 // Check verifies the running tier (hastack check): ACM's status names
 // exactly one node, that node runs every active-only unit, the other runs
-// none, and both run the active/active units. Retried until req.Wait.
-// Not yet: the load balancer's view and type 2's DNS rotation.
+// none, and both run the active/active units; type 2: every name server
+// answers the round-robin set, in rotation, with the config's TTL
+// (checkDNS). Retried until req.Wait. Not yet: the load balancer's view.
 func (s *system) Check(ctx context.Context, req engine.CheckRequest) bool {
 	deadline := time.Now().Add(req.Wait)
 	for {
@@ -42,7 +45,7 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 	var b strings.Builder
 	actives := map[string]bool{}
 	running := map[string][]string{}
-	for _, n := range s.t.Nodes {
+	for _, n := range s.t.App {
 		h := req.Hosts[n.Name]
 		if h == nil {
 			problems = append(problems, n.Name+": not reached")
@@ -66,6 +69,9 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 		}
 		fmt.Fprintf(&b, "%s runs: %s\n", n.Name, strings.Join(running[n.Name], " "))
 	}
+	if s.t.DNS != nil {
+		problems = append(problems, s.checkDNS(ctx, req, &b)...)
+	}
 	if len(actives) != 1 {
 		problems = append(problems, fmt.Sprintf("ACM's status names %d active nodes as read from the nodes, want exactly one", len(actives)))
 		return problems, b.String()
@@ -75,7 +81,7 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 		active = a
 	}
 	fmt.Fprintf(&b, "active node (ACM): %s\n", active)
-	for _, n := range s.t.Nodes {
+	for _, n := range s.t.App {
 		for _, u := range BothNodes {
 			if !slices.Contains(running[n.Name], u) {
 				problems = append(problems, fmt.Sprintf("%s: %s is not running (active/active)", n.Name, u))
@@ -92,4 +98,69 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 		}
 	}
 	return problems, b.String()
+}
+
+// DNSQueries is how many times check asks each name server.
+const DNSQueries = 20
+
+// checkDNS asks each name server for the FQDN DNSQueries times, over one
+// TCP connection from the server node itself (SSH direct-tcpip, so no
+// program runs there and no port needs opening to the controller), and
+// counts which record comes first. With round-robin every record comes
+// first in turn; a server without it (or a cache in front) always puts
+// the same one first, and every client picks that node. Other clients'
+// queries share NSD's rotation counter, so the check asks that each record
+// come first at least once, not in strict turn.
+func (s *system) checkDNS(ctx context.Context, req engine.CheckRequest, b *strings.Builder) (problems []string) {
+	d := s.t.DNS
+	want := slices.Sorted(slices.Values(d.Records))
+	for _, srv := range d.Servers {
+		fail := func(format string, a ...any) {
+			problems = append(problems, fmt.Sprintf("name server %s: ", srv.Name)+fmt.Sprintf(format, a...))
+		}
+		dialer, ok := req.Hosts[srv.Name].(host.Dialer)
+		if !ok {
+			fail("not reached, or its connection opens no TCP connection")
+			continue
+		}
+		c, err := dialer.DialTCP(ctx, net.JoinHostPort(srv.IP, "53"))
+		if err != nil {
+			fail("TCP 53: %v", err)
+			continue
+		}
+		first := map[string]int{}
+		var ttl uint32
+		for i := range DNSQueries {
+			a, err := QueryA(c, d.FQDN, uint16(i+1))
+			if err != nil {
+				fail("%s: %v", d.FQDN, err)
+				break
+			}
+			if got := slices.Sorted(slices.Values(a.Addrs)); !slices.Equal(got, want) {
+				fail("%s answers %v, want the round-robin set %v", d.FQDN, got, want)
+				break
+			}
+			first[a.Addrs[0]]++
+			ttl = max(ttl, a.TTL)
+		}
+		c.Close()
+		if len(first) == 0 {
+			continue
+		}
+		var counts []string
+		for _, r := range d.Records {
+			counts = append(counts, fmt.Sprintf("%s %d", r, first[r]))
+			if first[r] == 0 {
+				fail("%s never came first in %d answers (not rotating: round-robin off, or a cache in front)", r, DNSQueries)
+			}
+		}
+		fmt.Fprintf(b, "name server %s: %s first in %d answers: %s; TTL %d s\n", srv.Name, d.FQDN, DNSQueries, strings.Join(counts, ", "), ttl)
+		if int(ttl) != d.TTL {
+			fail("TTL %d s, the config says %d s", ttl, d.TTL)
+		}
+		if int(ttl) > d.MaxTTL {
+			fail("TTL %d s is longer than dns.maxTTL %d s", ttl, d.MaxTTL)
+		}
+	}
+	return problems
 }

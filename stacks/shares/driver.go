@@ -8,6 +8,7 @@ package shares
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,16 +48,19 @@ type Tier struct {
 	RefreshS     int
 	ExpiryS      int
 	MySQLPort    int
-	DNS          *DNS
+	// App are the two app nodes; Cluster.Nodes holds them and then the
+	// name servers (the nodes the engine connects to).
+	App []config.Node
+	DNS *DNS
 }
 
-// DNS is type 2's round-robin set.
+// DNS is type 2's round-robin set and its name servers.
 type DNS struct {
-	FQDN    string   `json:"fqdn"`
-	Records []string `json:"records"`
-	TTL     int      `json:"ttl"`
-	Server  string   `json:"server"`
-	Host    string   `json:"host"`
+	FQDN    string        `json:"fqdn"`
+	Records []string      `json:"records"`
+	TTL     int           `json:"ttl"`
+	MaxTTL  int           `json:"maxTTL"`
+	Servers []config.Node `json:"-"`
 }
 
 // Decode reads the tier's settings from cl, which Load has checked.
@@ -78,17 +82,69 @@ func Decode(cl *config.Cluster) (*Tier, error) {
 		MySQL struct {
 			Port int `json:"port"`
 		} `json:"mysql"`
-		DNS *DNS `json:"dns"`
+		DNS *struct {
+			DNS
+			Servers []struct {
+				Name string `json:"name"`
+				IP   string `json:"ip"`
+				SSH  struct {
+					Host string `json:"host"`
+					Port int    `json:"port"`
+					User string `json:"user"`
+				} `json:"ssh"`
+			} `json:"servers"`
+		} `json:"dns"`
 	}
 	if err := cl.Value.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("decoding: %v", err)
 	}
-	if len(raw.Nodes) != 2 {
+	if len(raw.Nodes) != 2 || len(cl.Nodes) < 2 {
 		return nil, fmt.Errorf("want two nodes, have %d", len(raw.Nodes))
 	}
-	return &Tier{Cluster: cl, Product: raw.Product, Architecture: raw.Architecture, Active: raw.Active,
+	t := &Tier{Cluster: cl, Product: raw.Product, Architecture: raw.Architecture, Active: raw.Active,
 		VIP: raw.VIP, ACMDir: raw.Nodes[0].Mounts.ACM, RefreshS: raw.ACM.Refresh, ExpiryS: raw.ACM.Expiry,
-		MySQLPort: raw.MySQL.Port, DNS: raw.DNS}, nil
+		MySQLPort: raw.MySQL.Port, App: slices.Clone(cl.Nodes[:2])}
+	if raw.DNS == nil || raw.Architecture != "type2" {
+		return t, nil
+	}
+	// The name servers are nodes the engine connects to: appended to
+	// cl.Nodes once (a tier is decoded more than once), as stacks/hsts
+	// does with its load balancers.
+	t.DNS = &raw.DNS.DNS
+	have := map[string]bool{}
+	for _, n := range cl.Nodes {
+		have[n.Name] = true
+	}
+	servers := cl.Value.LookupPath(cue.ParsePath("dns.servers"))
+	for i, s := range raw.DNS.Servers {
+		host := s.SSH.Host
+		if host == "" {
+			host = s.IP
+		}
+		n := config.Node{Name: s.Name, IP: s.IP, SSH: config.SSH{Host: host, Port: s.SSH.Port, User: s.SSH.User,
+			PortSet: written(servers, i, "port"), UserSet: written(servers, i, "user")}}
+		t.DNS.Servers = append(t.DNS.Servers, n)
+		if !have[n.Name] {
+			cl.Nodes = append(cl.Nodes, n)
+		}
+	}
+	return t, nil
+}
+
+// written says whether server i's ssh.field is written in the CUE rather
+// than a schema default (then ~/.ssh/config may set it: docs/ssh.md).
+func written(servers cue.Value, i int, field string) bool {
+	v := servers.LookupPath(cue.MakePath(cue.Index(i), cue.Str("ssh"), cue.Str(field)))
+	if !v.Exists() {
+		return false
+	}
+	_, isDefault := v.Default()
+	return !isDefault
+}
+
+// isApp says whether name is one of the two app nodes.
+func (t *Tier) isApp(name string) bool {
+	return slices.ContainsFunc(t.App, func(n config.Node) bool { return n.Name == name })
 }
 
 // StatusFile is ACM's status file: "active=NODE" and "updated=UNIX".
@@ -116,8 +172,12 @@ type Live struct {
 // Guess is the common case: ACM runs and names the configured node.
 func (s *system) Guess() map[string]any { return map[string]any{"active": s.t.Active} }
 
-// Needs: ACM's status file and the active-only units' states.
-func (s *system) Needs(engine.NodeSpec) modules.Needs {
+// Needs: ACM's status file and the active-only units' states, on the app
+// nodes.
+func (s *system) Needs(n engine.NodeSpec) modules.Needs {
+	if !s.t.isApp(n.Name) {
+		return modules.Needs{}
+	}
 	return modules.Needs{Files: []string{s.t.StatusFile()}, Units: ActiveOnly}
 }
 
@@ -155,7 +215,7 @@ func ParseStatus(b []byte) (Status, error) {
 // LiveActive is the node ACM's status names, read from any reached node
 // (both see the same shared file); none: the config's bootstrap choice.
 func (t *Tier) LiveActive(facts map[string]*engine.Facts) (Live, error) {
-	for _, n := range t.Nodes {
+	for _, n := range t.App {
 		f := facts[n.Name]
 		if f == nil || f.Shared == nil {
 			continue
@@ -176,21 +236,14 @@ func (t *Tier) LiveActive(facts map[string]*engine.Facts) (Live, error) {
 	return Live{Active: t.Active, Source: "config"}, nil
 }
 
-func (t *Tier) hasNode(name string) bool {
-	for _, n := range t.Nodes {
-		if n.Name == name {
-			return true
-		}
-	}
-	return false
-}
+func (t *Tier) hasNode(name string) bool { return t.isApp(name) }
 
 // Misplaced lists the active-only units running on a node other than
 // active: the placement rule. A second mysqld over the shared data files
 // would corrupt them; hastack refuses to plan rather than add to it.
 func (t *Tier) Misplaced(active string, facts map[string]*engine.Facts) []string {
 	var bad []string
-	for _, n := range t.Nodes {
+	for _, n := range t.App {
 		f := facts[n.Name]
 		if n.Name == active || f == nil || f.Shared == nil {
 			continue

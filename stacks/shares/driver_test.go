@@ -2,6 +2,9 @@ package shares
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -119,5 +122,64 @@ func TestSecondMysqldRefused(t *testing.T) {
 	_, err := sys.Observe(statusFacts("active=web1\nupdated=1\n", map[string][]string{"web1": {"mariadb"}, "web2": {"mariadb"}}))
 	if err == nil || !strings.Contains(err.Error(), "mariadb on web2") {
 		t.Fatalf("err = %v, want the refusal naming mariadb on web2", err)
+	}
+}
+
+// TestNameServer: type 2's name server is a node of its own, the engine
+// connects to it, and it gets NSD with round-robin on its own address, the
+// zone with the round-robin set at the config's TTL, and nothing of the
+// app nodes (no ACM status is read there).
+func TestNameServer(t *testing.T) {
+	cfg, cl, sys := loadTier(t)
+	if got := len(cl.Nodes); got != 3 || cl.Nodes[2].Name != "dns1" || cl.Nodes[2].SSH.Host != "10.0.0.13" {
+		t.Fatalf("nodes to connect to: %+v, want web1, web2 and dns1", cl.Nodes)
+	}
+	r, err := engine.Render(cfg.Context, cl, sys, map[string]any{"active": "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	var ids []string
+	for _, n := range r.Nodes {
+		if n.Name != "dns1" {
+			continue
+		}
+		for _, res := range n.Resources {
+			ids = append(ids, res.ID)
+			var s struct{ Path, Content string }
+			json.Unmarshal(res.Spec, &s)
+			files[s.Path] = s.Content
+		}
+		if len(sys.Needs(n).Files) != 0 {
+			t.Errorf("dns1 reads ACM's status: %v", sys.Needs(n).Files)
+		}
+	}
+	slices.Sort(ids)
+	if want := []string{"file:/etc/nsd/hastack-shares.zone", "file:/etc/nsd/nsd.conf", "package:nsd", "service:nsd"}; !slices.Equal(ids, want) {
+		t.Errorf("dns1's resources %v, want %v", ids, want)
+	}
+	for _, want := range []string{"\tip-address: 10.0.0.13\n", "\tround-robin: yes\n", "\tname: \"xfer.example.com\"\n", "\tzonefile: \"/etc/nsd/hastack-shares.zone\"\n"} {
+		if !strings.Contains(files["/etc/nsd/nsd.conf"], want) {
+			t.Errorf("nsd.conf lacks %q:\n%s", want, files["/etc/nsd/nsd.conf"])
+		}
+	}
+	zone := files["/etc/nsd/hastack-shares.zone"]
+	for _, want := range []string{"$ORIGIN xfer.example.com.\n", "$TTL 60\n", "@ IN NS dns1\n", "dns1 IN A 10.0.0.13\n", "@ IN A 198.51.100.11\n@ IN A 198.51.100.12\n"} {
+		if !strings.Contains(zone, want) {
+			t.Errorf("zone lacks %q:\n%s", want, zone)
+		}
+	}
+	// NSD's own checkers, where NSD is installed (tools/deps.sh).
+	if _, err := exec.LookPath("nsd-checkzone"); err != nil {
+		t.Log("no nsd-checkzone: the rendered files are not checked by NSD")
+		return
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "zone"), []byte(zone), 0o644)
+	os.WriteFile(filepath.Join(dir, "nsd.conf"), []byte(files["/etc/nsd/nsd.conf"]), 0o644)
+	for _, argv := range [][]string{{"nsd-checkzone", "xfer.example.com", filepath.Join(dir, "zone")}, {"nsd-checkconf", filepath.Join(dir, "nsd.conf")}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", argv[0], err, out)
+		}
 	}
 }
