@@ -54,7 +54,12 @@ func TestFrontend(t *testing.T) {
 	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
 		t.Fatal("the plan after apply is not empty")
 	}
-	c.must(0, "check", "-wait", "30s")
+	// check proves the identical configs and the VIP (docs/frontend.md).
+	if out := c.must(0, "check", "-wait", "30s"); !strings.Contains(out, "vip: VIP "+vip+" on node4") ||
+		strings.Count(out, "transfer-ids: 2 transfer users with the config's uid and gid") != 3 ||
+		!strings.Contains(out, "aspera.conf: the <server> section of aspera.conf is the same on the 3 nodes") {
+		t.Error("check does not show the front end's VIP holder, the transfer users' ids or one aspera.conf")
+	}
 	// What answers on 33001 of each HSTS node (TCP and UDP): the node's
 	// name. The stack renders no transfer sshd yet (docs/frontend.md).
 	for _, n := range l.Nodes[:3] {

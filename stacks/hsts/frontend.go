@@ -23,6 +23,8 @@ type Frontend struct {
 	SSHPort       int
 	FASPPort      int
 	Balancer      string // "nginx" or "ipvs"
+	// TransferIDs are users.ids: each transfer user's uid and gid.
+	TransferIDs map[string][2]int
 }
 
 // decodeFrontend reads cl's frontend into c and makes its load balancers
@@ -73,7 +75,19 @@ func decodeFrontend(c *Cluster, cl *config.Cluster) error {
 		return nil
 	}
 	f := &Frontend{VIP: raw.VIP, NodeAPIPort: raw.NodeAPI.Port, SSHPort: raw.Transfer.SSHPort,
-		FASPPort: raw.Transfer.FASPPort, Balancer: raw.Transfer.Balancer}
+		FASPPort: raw.Transfer.FASPPort, Balancer: raw.Transfer.Balancer, TransferIDs: map[string][2]int{}}
+	var ids map[string]struct {
+		UID int `json:"uid"`
+		GID int `json:"gid"`
+	}
+	if iv := cl.Value.LookupPath(cue.ParsePath("users.ids")); iv.Exists() {
+		if err := iv.Decode(&ids); err != nil {
+			return fmt.Errorf("decoding users.ids: %v", err)
+		}
+	}
+	for u, id := range ids {
+		f.TransferIDs[u] = [2]int{id.UID, id.GID}
+	}
 	lbs := fv.LookupPath(cue.ParsePath("loadBalancers"))
 	for i, b := range raw.LoadBalancers {
 		host := b.SSH.Host

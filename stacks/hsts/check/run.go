@@ -18,6 +18,7 @@ func init() { hsts.RegisterCheck(run) }
 func run(ctx context.Context, cl *hsts.Cluster, req engine.CheckRequest) bool {
 	c := &Checker{Cluster: cl, Hosts: req.Hosts, Secret: req.Secret, Log: req.Out}
 	fmt.Fprintf(req.Out, "Cluster %s: %d nodes, primary set %s\n", cl.Name, len(cl.Nodes), cl.PrimarySet)
+	start := time.Now()
 	r := c.HealthWait(ctx, req.Wait)
 	var drills Report
 	if r.OK() && slices.Contains(req.Drills, "replication") {
@@ -31,6 +32,7 @@ func run(ctx context.Context, cl *hsts.Cluster, req engine.CheckRequest) bool {
 		}
 	}
 	r = append(r, drills...)
+	r = append(r, c.FrontendWait(ctx, req.Wait-time.Since(start))...) // frontend.go
 	r.Write(req.Out)
 	return r.OK()
 }

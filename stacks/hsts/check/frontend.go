@@ -1,0 +1,161 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"hastack.dev/hastack/modules"
+)
+
+// Frontend checks what a front end needs (docs/frontend.md): behind one
+// address every HSTS node must be interchangeable, so the transfer users
+// have the config's uid and gid on every node and aspera.conf's <server>
+// section is the same on every node; and exactly one load balancer holds
+// the VIP, with keepalived, HAProxy (and nginx) running on each. Nothing
+// without a front end.
+func (c *Checker) Frontend(ctx context.Context) Report {
+	f := c.Cluster.Frontend
+	if f == nil {
+		return nil
+	}
+	type answer struct {
+		node string
+		lb   bool
+		secs map[string]section
+		err  error
+	}
+	var nodes []answer
+	for _, n := range c.Cluster.Nodes {
+		nodes = append(nodes, answer{node: n.Name})
+	}
+	for _, b := range f.LoadBalancers {
+		nodes = append(nodes, answer{node: b.Name, lb: true})
+	}
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &nodes[i]
+			b := newBoundary()
+			script := c.idsScript(b)
+			if a.lb {
+				script = c.lbScript(b)
+			}
+			out, err := c.run(ctx, a.node, script)
+			a.secs, a.err = parseSections(out, b), err
+			if err == nil && !a.secs["end"].seen {
+				a.err = fmt.Errorf("the check script did not finish")
+			}
+		}()
+	}
+	wg.Wait()
+
+	var r Report
+	add := func(node, check string, ok bool, format string, args ...any) {
+		r = append(r, Result{Node: node, Check: check, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	}
+	confs := map[string][]string{} // aspera.conf <server> section → nodes
+	var holders []string
+	for _, a := range nodes {
+		if a.err != nil {
+			add(a.node, "frontend", false, "cannot read: %v", a.err)
+			continue
+		}
+		if a.lb {
+			ip := a.secs["addrs"].body
+			if strings.Contains(ip, " "+f.VIP+"/") {
+				holders = append(holders, a.node)
+			}
+			st := strings.Fields(a.secs["active"].body)
+			units := lbUnits(f.Balancer)
+			ok := len(st) == len(units)
+			for _, s := range st {
+				ok = ok && s == "active"
+			}
+			add(a.node, "lb-services", ok, "%s: %s", strings.Join(units, ", "), strings.Join(st, ", "))
+			continue
+		}
+		var bad []string
+		for i, u := range c.Cluster.Users.Transfer {
+			id, ok := f.TransferIDs[u]
+			if !ok {
+				continue
+			}
+			want := fmt.Sprintf("%s:%d:%d", u, id[0], id[1])
+			if got := strings.TrimSpace(a.secs[fmt.Sprintf("user%d", i)].body); got != want {
+				bad = append(bad, fmt.Sprintf("%s is %q, want uid:gid %d:%d", u, got, id[0], id[1]))
+			}
+		}
+		if len(bad) == 0 {
+			add(a.node, "transfer-ids", true, "%d transfer users with the config's uid and gid", len(c.Cluster.Users.Transfer))
+		} else {
+			add(a.node, "transfer-ids", false, "%s", strings.Join(bad, "; "))
+		}
+		confs[a.secs["server"].body] = append(confs[a.secs["server"].body], a.node)
+	}
+	switch len(holders) {
+	case 1:
+		add("", "vip", true, "VIP %s on %s", f.VIP, holders[0])
+	case 0:
+		add("", "vip", false, "no load balancer holds the VIP %s", f.VIP)
+	default:
+		add("", "vip", false, "the VIP %s is on %s at once: the load balancers do not hear each other", f.VIP, strings.Join(holders, " and "))
+	}
+	if len(confs) == 1 {
+		add("", "aspera.conf", true, "the <server> section of aspera.conf is the same on the %d nodes", len(c.Cluster.Nodes))
+	} else if len(confs) > 1 {
+		var groups []string
+		for _, ns := range confs {
+			groups = append(groups, strings.Join(ns, ", "))
+		}
+		sort.Strings(groups)
+		add("", "aspera.conf", false, "the <server> section of aspera.conf differs between nodes: %s", strings.Join(groups, " | "))
+	}
+	return r
+}
+
+func lbUnits(balancer string) []string {
+	if balancer == "nginx" {
+		return []string{"keepalived", "haproxy", "nginx"}
+	}
+	return []string{"keepalived", "haproxy"}
+}
+
+// idsScript prints each transfer user's "name:uid:gid" and aspera.conf's
+// <server> section.
+func (c *Checker) idsScript(b string) string {
+	var s strings.Builder
+	for i, u := range c.Cluster.Users.Transfer {
+		fmt.Fprintf(&s, "echo '%s user%d'\ngetent passwd %s | cut -d: -f1,3,4\n", b, i, modules.Quote(u))
+	}
+	fmt.Fprintf(&s, "echo '%s server'\nsed -n '/<server>/,/<\\/server>/p' /opt/aspera/etc/aspera.conf 2>&1\n", b)
+	fmt.Fprintf(&s, "echo '%s end'\n", b)
+	return s.String()
+}
+
+// lbScript prints the load balancer's addresses and its units' states.
+func (c *Checker) lbScript(b string) string {
+	return fmt.Sprintf("echo '%[1]s addrs'\nip -4 -o addr show 2>&1\necho '%[1]s active'\nsystemctl is-active %[2]s 2>&1\necho '%[1]s end'\n",
+		b, strings.Join(lbUnits(c.Cluster.Frontend.Balancer), " "))
+}
+
+// FrontendWait runs Frontend until it passes or wait is over (a VIP is
+// taken some seconds after keepalived starts).
+func (c *Checker) FrontendWait(ctx context.Context, wait time.Duration) Report {
+	deadline := time.Now().Add(wait)
+	for {
+		r := c.Frontend(ctx)
+		if r == nil || r.OK() || time.Now().After(deadline) || ctx.Err() != nil {
+			return r
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
