@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hastack.dev/hastack/internal/lab"
+	"hastack.dev/hastack/stacks/shares"
 )
 
 // The units of seed 001's table, by its location column (docs/shares.md).
@@ -18,9 +19,11 @@ var (
 	sharesActiveOnly = []string{"mariadb", "cron", "stats-collector", "shares-background"}
 )
 
-// sharesConfig writes a webtiers config for the lab's two nodes: shared
-// mounts on the lab's /mnt/shared, ACM on short timers, the clocks the
-// host's (the nodes share its kernel clock: ntp.manage false).
+// sharesConfig writes a webtiers config for the lab's first two nodes:
+// shared mounts on the lab's /mnt/shared, ACM on short timers, the clocks
+// the host's (the nodes share its kernel clock: ntp.manage false); type 2:
+// the round-robin FQDN of the two nodes' addresses, TTL 5 s, served by NSD
+// on node3.
 func sharesConfig(t *testing.T, l *lab.Lab, arch string) string {
 	t.Helper()
 	vip, err := l.SpareIP(1)
@@ -29,12 +32,13 @@ func sharesConfig(t *testing.T, l *lab.Lab, arch string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "package web\n\nimport \"hastack.dev/schema/shares\"\n\nwebtiers: web: shares.#Cluster & {\n\tarchitecture: %q\n\tnodes: [\n", arch)
-	for _, n := range l.Nodes {
+	for _, n := range l.Nodes[:2] {
 		fmt.Fprintf(&b, "\t\t{name: %q, ip: %q, mounts: {mysql: \"/mnt/shared/mysql\", acm: \"/mnt/shared/acm\", data: \"/mnt/shared/data\"}},\n", n.Name, n.IP)
 	}
 	fmt.Fprintf(&b, "\t]\n\tactive: \"node1\"\n\tvip: %q\n\tntp: {servers: [\"ntp.example.com\"], manage: false}\n\tacm: {refreshSeconds: 1, expirySeconds: 4}\n\tsecret: env: \"HASTACK_REDIS_PASSWORD\"\n", vip)
 	if arch == "type2" {
-		fmt.Fprintf(&b, "\tdns: {fqdn: \"xfer.example.test\", records: [%q, %q], ttl: 5}\n", l.Nodes[0].IP, l.Nodes[1].IP)
+		fmt.Fprintf(&b, "\tdns: {fqdn: %q, records: [%q, %q], ttl: %d, servers: [{name: %q, ip: %q}]}\n",
+			sharesFQDN, l.Nodes[0].IP, l.Nodes[1].IP, sharesTTL, l.Nodes[2].Name, l.Nodes[2].IP)
 	}
 	b.WriteString("}\n")
 	dir := t.TempDir()
@@ -43,6 +47,12 @@ func sharesConfig(t *testing.T, l *lab.Lab, arch string) string {
 	}
 	return dir
 }
+
+// Type 2's round-robin FQDN and its TTL in sharesConfig.
+const (
+	sharesFQDN = "xfer.example.test"
+	sharesTTL  = 5
+)
 
 // running lists which of units are active on node.
 func sharesRunning(t *testing.T, l *lab.Lab, node string) []string {
@@ -68,7 +78,10 @@ func TestSharesType2(t *testing.T) {
 			t.Skipf("needs %s (tools/deps.sh)", bin)
 		}
 	}
-	l := lab.Start(t, 2)
+	if _, err := os.Stat("/usr/sbin/nsd"); err != nil {
+		t.Skip("needs /usr/sbin/nsd (tools/deps.sh)")
+	}
+	l := lab.Start(t, 3) // node3: the name server
 	dir := sharesConfig(t, l, "type2")
 	hastack := func(want int, args ...string) string {
 		t.Helper()
@@ -102,10 +115,16 @@ func TestSharesType2(t *testing.T) {
 			}
 		}
 	}
-	// hastack check: one active node, the placement as above.
-	if out := hastack(0, "check"); !strings.Contains(out, "active node (ACM): node1") {
+	// hastack check: one active node, the placement as above, and node3's
+	// NSD rotating the round-robin set at the config's TTL.
+	out = hastack(0, "check")
+	if !strings.Contains(out, "active node (ACM): node1") {
 		t.Error("check does not name node1 as ACM's active node")
 	}
+	if !strings.Contains(out, "name server node3: "+sharesFQDN+" first in") || !strings.Contains(out, fmt.Sprintf("TTL %d s", sharesTTL)) {
+		t.Errorf("check does not report node3's rotation and TTL:\n%s", out)
+	}
+	sharesRotation(t, l)
 	// MySQL runs on the shared data directory, answering on node1.
 	if b, err := l.Exec(t.Context(), "node1", "mariadb", "-N", "-e", "select @@datadir"); err != nil || strings.TrimSpace(string(b)) != "/mnt/shared/mysql/" {
 		t.Errorf("node1's MariaDB datadir: %q %v", b, err)
@@ -133,7 +152,52 @@ func TestSharesType2(t *testing.T) {
 	}
 	l.Exec(t.Context(), "node2", "systemctl", "stop", "stats-collector")
 
+	// Round-robin off by hand on node3: every answer puts the same node
+	// first, and check says so; apply puts hastack's nsd.conf back.
+	l.Exec(t.Context(), "node3", "sed", "-i", "s/round-robin: yes/round-robin: no/", "/etc/nsd/nsd.conf")
+	if _, err := l.Exec(t.Context(), "node3", "systemctl", "restart", "nsd"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, "check"); code != 1 || !strings.Contains(out, "never came first in 20 answers") {
+		t.Errorf("check with round-robin off exited %d, want 1 naming the record that never comes first:\n%s", code, out)
+	}
+	hastack(0, "apply", "-auto-approve")
+	if out := hastack(0, "check"); !strings.Contains(out, "webtier web: OK") {
+		t.Errorf("check after apply restored round-robin:\n%s", out)
+	}
+
 	t.Run("failover", func(t *testing.T) { sharesFailover(t, l, dir) })
+}
+
+// sharesRotation asks node3's NSD for the round-robin FQDN 100 times over
+// UDP from the controller, as clients ask, and counts which app node comes
+// first: each must be first 40-60 % of the time (issue 12), every answer
+// holding both records at the config's TTL.
+func sharesRotation(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	c, err := l.DialContext(t.Context(), "udp", l.Nodes[2].IP+":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 100
+	first := map[string]int{}
+	for i := range n {
+		a, err := shares.QueryA(c, sharesFQDN, uint16(i+1))
+		if err != nil {
+			t.Fatalf("query %d: %v", i+1, err)
+		}
+		if len(a.Addrs) != 2 || a.TTL != sharesTTL {
+			t.Fatalf("query %d: %v TTL %d, want both app nodes at TTL %d", i+1, a.Addrs, a.TTL, sharesTTL)
+		}
+		first[a.Addrs[0]]++
+	}
+	for _, node := range l.Nodes[:2] {
+		t.Logf("%s (%s) first in %d of %d UDP answers, TTL %d s", node.Name, node.IP, first[node.IP], n, sharesTTL)
+		if first[node.IP] < 40 || first[node.IP] > 60 {
+			t.Errorf("%s first in %d of %d answers, want 40-60 %%", node.Name, first[node.IP], n)
+		}
+	}
 }
 
 // sharesFailover stops the active node's services as its death would
