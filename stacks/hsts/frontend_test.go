@@ -107,7 +107,7 @@ func TestRenderFrontend(t *testing.T) {
 		t.Errorf("lb2's keepalived.conf:\n%s", c2)
 	}
 	ha := spec(t, r, "lb1", "file:/etc/haproxy/haproxy.cfg")["content"].(string)
-	for _, want := range []string{"bind :9092", "option httpchk GET /ping", "check check-ssl verify none inter 500 fastinter 166 fall 4 rise 2", "timeout check 166ms", "timeout connect 166ms", "bind 127.0.0.1:8404", "server node1 10.0.0.11:9092", "server node3 10.0.0.13:9092", "option redispatch 1"} {
+	for _, want := range []string{"bind :9092", "option httpchk GET /ping", "check check-ssl verify none inter 500 fastinter 166 fall 4 rise 2", "timeout check 166ms", "timeout connect 166ms", "stats socket /run/haproxy/hastack-frontend.sock mode 600 level user", "bind 127.0.0.1:8404", "server node1 10.0.0.11:9092", "server node3 10.0.0.13:9092", "option redispatch 1"} {
 		if !strings.Contains(ha, want) {
 			t.Errorf("haproxy.cfg lacks %q:\n%s", want, ha)
 		}

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -78,6 +79,20 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 				ok = ok && s == "active"
 			}
 			add(a.node, "lb-services", ok, "%s: %s", strings.Join(units, ", "), strings.Join(st, ", "))
+			states := backendStates(a.secs["backends"].body)
+			var up, notUp []string
+			for _, n := range c.Cluster.Nodes {
+				if states[n.Name] == "UP" {
+					up = append(up, n.Name)
+				} else {
+					notUp = append(notUp, fmt.Sprintf("%s %s", n.Name, strings.ToLower(cmp.Or(states[n.Name], "unknown"))))
+				}
+			}
+			if len(notUp) == 0 {
+				add(a.node, "lb-backends", true, "HAProxy has every node's Node API up: %s", strings.Join(up, ", "))
+			} else {
+				add(a.node, "lb-backends", false, "HAProxy's Node API servers not up: %s", strings.Join(notUp, ", "))
+			}
 			continue
 		}
 		var bad []string
@@ -138,10 +153,48 @@ func (c *Checker) idsScript(b string) string {
 	return s.String()
 }
 
-// lbScript prints the load balancer's addresses and its units' states.
+// statsSocket is #lbStatsSocket of stacks/hsts/frontend.cue.
+const statsSocket = "/run/haproxy/hastack-frontend.sock"
+
+// lbScript prints the load balancer's addresses, its units' states and
+// HAProxy's `show stat` (with socat, or perl, which every Debian has).
 func (c *Checker) lbScript(b string) string {
-	return fmt.Sprintf("echo '%[1]s addrs'\nip -4 -o addr show 2>&1\necho '%[1]s active'\nsystemctl is-active %[2]s 2>&1\necho '%[1]s end'\n",
-		b, strings.Join(lbUnits(c.Cluster.Frontend.Balancer), " "))
+	return fmt.Sprintf(`echo '%[1]s addrs'
+ip -4 -o addr show 2>&1
+echo '%[1]s active'
+systemctl is-active %[2]s 2>&1
+echo '%[1]s backends'
+if command -v socat >/dev/null 2>&1; then
+	echo 'show stat' | socat -t 2 stdio unix-connect:%[3]s 2>&1
+else
+	perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "$ARGV[0]: $!\n"; print $s "show stat\n"; print while <$s>;' %[3]s 2>&1
+fi
+echo '%[1]s end'
+`, b, strings.Join(lbUnits(c.Cluster.Frontend.Balancer), " "), statsSocket)
+}
+
+// backendStates reads `show stat` CSV: the Node API backend's servers and
+// their status (UP, DOWN, ...), by server name.
+func backendStates(csv string) map[string]string {
+	out := map[string]string{}
+	status := -1
+	for _, line := range strings.Split(csv, "\n") {
+		f := strings.Split(line, ",")
+		if strings.HasPrefix(line, "# ") {
+			f[0] = strings.TrimPrefix(f[0], "# ")
+			for i, h := range f {
+				if h == "status" {
+					status = i
+				}
+			}
+			continue
+		}
+		if status < 0 || len(f) <= status || f[0] != "nodeapi" || f[1] == "FRONTEND" || f[1] == "BACKEND" {
+			continue
+		}
+		out[f[1]] = f[status]
+	}
+	return out
 }
 
 // FrontendWait runs Frontend until it passes or wait is over (a VIP is

@@ -32,8 +32,14 @@ func frontendOK() map[string]map[string]string {
 	for _, n := range []string{"node1", "node2", "node3"} {
 		m[n] = map[string]string{"user0": "xfer:3001:3001\n", "user1": "xfer2:3002:3003\n", "server": conf}
 	}
-	m["lb1"] = map[string]string{"addrs": "2: eth0    inet 10.0.0.21/24 scope global eth0\n2: eth0    inet 10.0.0.9/24 scope global secondary eth0\n", "active": "active\nactive\nactive\n"}
-	m["lb2"] = map[string]string{"addrs": "2: eth0    inet 10.0.0.22/24 scope global eth0\n", "active": "active\nactive\nactive\n"}
+	stat := "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight\n" +
+		"nodeapi,FRONTEND,,,0,1,4096,5,0,0,0,0,0,,,,,OPEN,\n" +
+		"nodeapi,node1,0,0,0,1,,2,0,0,,0,,0,0,0,0,UP,1\n" +
+		"nodeapi,node2,0,0,0,1,,2,0,0,,0,,0,0,0,0,UP,1\n" +
+		"nodeapi,node3,0,0,0,1,,2,0,0,,0,,0,0,0,0,UP,1\n" +
+		"nodeapi,BACKEND,0,0,0,1,410,5,0,0,0,0,,0,0,0,0,UP,3\n"
+	m["lb1"] = map[string]string{"backends": stat, "addrs": "2: eth0    inet 10.0.0.21/24 scope global eth0\n2: eth0    inet 10.0.0.9/24 scope global secondary eth0\n", "active": "active\nactive\nactive\n"}
+	m["lb2"] = map[string]string{"backends": stat, "addrs": "2: eth0    inet 10.0.0.22/24 scope global eth0\n", "active": "active\nactive\nactive\n"}
 	return m
 }
 
@@ -44,7 +50,7 @@ func TestFrontendCheck(t *testing.T) {
 	r := frontendChecker(frontendOK()).Frontend(context.Background())
 	var b strings.Builder
 	r.Write(&b)
-	if !r.OK() || !strings.Contains(b.String(), "VIP 10.0.0.9 on lb1") || len(r) != 7 {
+	if !r.OK() || !strings.Contains(b.String(), "VIP 10.0.0.9 on lb1") || len(r) != 9 || !strings.Contains(b.String(), "HAProxy has every node's Node API up: node1, node2, node3") {
 		t.Fatalf("a healthy front end:\n%s", b.String())
 	}
 	for _, tc := range []struct {
@@ -60,6 +66,12 @@ func TestFrontendCheck(t *testing.T) {
 		{"nginx down", func(m map[string]map[string]string) { m["lb2"]["active"] = "active\nactive\ninactive\n" }, "lb2: lb-services", "inactive"},
 		{"other uid", func(m map[string]map[string]string) { m["node2"]["user1"] = "xfer2:3004:3003\n" }, "node2: transfer-ids", `xfer2 is "xfer2:3004:3003", want uid:gid 3002:3003`},
 		{"missing user", func(m map[string]map[string]string) { m["node3"]["user0"] = "" }, "node3: transfer-ids", `xfer is ""`},
+		{"a backend down", func(m map[string]map[string]string) {
+			m["lb1"]["backends"] = strings.Replace(m["lb1"]["backends"], "nodeapi,node2,0,0,0,1,,2,0,0,,0,,0,0,0,0,UP", "nodeapi,node2,0,0,0,1,,2,0,0,,0,,0,0,0,0,DOWN", 1)
+		}, "lb1: lb-backends", "not up: node2 down"},
+		{"no stats", func(m map[string]map[string]string) {
+			m["lb2"]["backends"] = "socat: connect: No such file or directory\n"
+		}, "lb2: lb-backends", "node1 unknown, node2 unknown, node3 unknown"},
 		{"aspera.conf differs", func(m map[string]map[string]string) { m["node3"]["server"] = "  <server>\n  </server>\n" }, "aspera.conf", "node1, node2 | node3"},
 	} {
 		m := frontendOK()
