@@ -204,3 +204,165 @@ func massstoreConfig(t *testing.T, l *lab.Lab) string {
 	}
 	return dir
 }
+
+// TestMassStoreKills is issue 13's kill drill on the lab (the systemctl
+// stand-in honours Restart= on these nodes: /run/lab/restart): while jobs
+// flow, each process instance of each server is killed (SIGKILL of the
+// unit's main process) in turn; it must be back, by itself, within two
+// supervision cycles (RestartSec=2 s, plus the stand-in's 0.5 s poll) and
+// take work again (the database Synced in a cluster of 3 again, the app
+// server healthy, a worker's next run), while the survivors carry on. Then
+// a whole server is cut off, and the jobs per second of the other are
+// measured. At the end every job is done, each exactly once per stage.
+func TestMassStoreKills(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/usr/sbin/mariadbd", "/usr/bin/garbd", "/usr/lib/galera/libgalera_smm.so", "/usr/bin/rsync", "/usr/bin/socat"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", p)
+		}
+	}
+	l := lab.Start(t, 3)
+	node := func(name string, argv ...string) string {
+		t.Helper()
+		out, err := l.Exec(t.Context(), name, argv...)
+		if err != nil {
+			t.Fatalf("%s: %s: %v: %s", name, strings.Join(argv, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	for _, n := range l.Nodes {
+		node(n.Name, "touch", "/run/lab/restart")
+	}
+	dir := massstoreConfig(t, l)
+	if code, _ := runHastack(t, l.Dir, dir, nil, "apply", "-auto-approve"); code != 0 {
+		t.Fatalf("apply exited %d", code)
+	}
+	sql := func(name, q string) string {
+		t.Helper()
+		out, err := massstoreSQL(t, l, name, q)
+		if err != nil {
+			t.Fatalf("%s: %s: %v: %s", name, q, err, out)
+		}
+		return out
+	}
+	// within polls ok every 100 ms and returns how long it took.
+	within := func(what string, limit time.Duration, ok func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > limit {
+				t.Fatalf("%s: not after %s", what, limit)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	synced3 := func(name string) func() bool {
+		return func() bool {
+			out, _ := massstoreSQL(t, l, name, "SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME SEPARATOR ' ') FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_SIZE', 'WSREP_CLUSTER_STATUS', 'WSREP_LOCAL_STATE_COMMENT')")
+			return out == "3 Primary Synced"
+		}
+	}
+	within("node1 Synced in a cluster of 3", time.Minute, synced3("node1"))
+	within("node2 Synced in a cluster of 3", time.Minute, synced3("node2"))
+	jobs := 0
+	post := func(from string, n int) {
+		t.Helper()
+		node(from, "curl", "-fsS", "-X", "POST", "http://127.0.0.1:8080/jobs?n="+strconv.Itoa(n))
+		jobs += n
+	}
+	// The survivor's server: the other one of the pair.
+	other := map[string]string{"node1": "node2", "node2": "node1"}
+	for _, srv := range []string{"node1", "node2"} {
+		w := map[string]string{"node1": "1", "node2": "2"}[srv]
+		for _, unit := range []string{"massstore-galera", "massstore-app", "massstore-datamover-" + w, "massstore-transcode-" + w} {
+			post(other[srv], 40)
+			pidFile := "/run/lab-systemd/" + unit + ".service.pid"
+			old := node(srv, "cat", pidFile)
+			lastRun := sql(other[srv], "SELECT IFNULL(MAX(id), 0) FROM massstore.runs")
+			node(srv, "kill", "-KILL", old)
+			killed := time.Now()
+			// The survivors carry on (runs added by the other server's
+			// workers; a killed database stalls the cluster's commits
+			// until Galera evicts it, evs.suspect_timeout 5 s), and the
+			// killed instance is back (a new main process, active):
+			// both timed from the kill.
+			var carried, back time.Duration
+			for carried == 0 || back == 0 {
+				if time.Since(killed) > 30*time.Second {
+					t.Fatalf("kill %s %s: after 30 s the survivors carried on: %v, the instance is back: %v", srv, unit, carried > 0, back > 0)
+				}
+				if carried == 0 {
+					out, _ := massstoreSQL(t, l, other[srv], "SELECT COUNT(*) FROM massstore.runs WHERE id > "+lastRun+" AND worker LIKE '"+other[srv]+"-%'")
+					if out != "" && out != "0" {
+						carried = time.Since(killed)
+					}
+				}
+				if back == 0 {
+					pid, err := l.Exec(t.Context(), srv, "cat", pidFile)
+					if err == nil && strings.TrimSpace(string(pid)) != old {
+						if _, err := l.Exec(t.Context(), srv, "systemctl", "is-active", "--quiet", unit); err == nil {
+							back = time.Since(killed)
+						}
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			var resumed time.Duration
+			switch {
+			case unit == "massstore-galera":
+				within(srv+" Synced again", 2*time.Minute, synced3(srv))
+			case unit == "massstore-app":
+				within(srv+" app healthy", 20*time.Second, func() bool {
+					_, err := l.Exec(t.Context(), srv, "curl", "-fsS", "-o", "/dev/null", "-m", "2", "http://127.0.0.1:8080/health")
+					return err == nil
+				})
+			default:
+				worker := srv + "-" + strings.TrimPrefix(unit, "massstore-")
+				within(worker+" takes a job again", 30*time.Second, func() bool {
+					out, _ := massstoreSQL(t, l, srv, "SELECT COUNT(*) FROM massstore.runs WHERE id > "+lastRun+" AND worker = '"+worker+"' AND at > NOW(3) - INTERVAL "+strconv.Itoa(int(time.Since(killed).Seconds())+1)+" SECOND")
+					return out != "" && out != "0"
+				})
+			}
+			resumed = time.Since(killed)
+			t.Logf("kill %s %s: the survivors finished a job after %.1fs; back (new main process) after %.1fs, working again after %.1fs", srv, unit, carried.Seconds(), back.Seconds(), resumed.Seconds())
+			if back > 5*time.Second {
+				t.Errorf("%s %s back after %s: more than two supervision cycles (2 × RestartSec 2 s, + 0.5 s poll)", srv, unit, back)
+			}
+		}
+	}
+
+	// A whole server gone: node2 cut off from node1 and the witness. The
+	// jobs per second node1 alone carries, over 15 s.
+	n1, _ := l.Node("node1")
+	n3, _ := l.Node("node3")
+	post("node1", 120)
+	for _, ip := range []string{n1.IP, n3.IP} {
+		node("node2", "iptables", "-I", "INPUT", "-s", ip, "-j", "DROP")
+	}
+	within("node1 Primary without node2", time.Minute, func() bool {
+		out, _ := massstoreSQL(t, l, "node1", "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_CLUSTER_SIZE'")
+		return out == "2"
+	})
+	done := func() int {
+		n, _ := strconv.Atoi(sql("node1", "SELECT COUNT(*) FROM massstore.runs WHERE stage = 'transcode'"))
+		return n
+	}
+	d0 := done()
+	time.Sleep(15 * time.Second)
+	t.Logf("node2 gone: node1 alone finished %.1f jobs/s (declared N-1 throughput: transcode 4 jobs/s)", float64(done()-d0)/15)
+	for _, ip := range []string{n1.IP, n3.IP} {
+		node("node2", "iptables", "-D", "INPUT", "-s", ip, "-j", "DROP")
+	}
+	within("node2 back", 2*time.Minute, synced3("node2"))
+
+	within("every job done", 5*time.Minute, func() bool {
+		return sql("node1", "SELECT COUNT(*) FROM massstore.jobs WHERE stage = 'done'") == strconv.Itoa(jobs)
+	})
+	if twice := sql("node1", "SELECT COUNT(*) FROM (SELECT job, stage FROM massstore.runs GROUP BY job, stage HAVING COUNT(*) <> 1) x"); twice != "0" {
+		t.Errorf("%s (job, stage) pairs ran other than once", twice)
+	}
+	if got := sql("node1", "SELECT COUNT(*) FROM massstore.runs"); got != strconv.Itoa(2*jobs) {
+		t.Errorf("%s runs for %d jobs of two stages", got, jobs)
+	}
+}
