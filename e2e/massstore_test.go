@@ -21,8 +21,9 @@ func massstoreSQL(t *testing.T, l *lab.Lab, node, sql string) (string, error) {
 }
 
 // TestMassStore is issue 13's proof on the lab: examples/massstore (its
-// inventory replaced by lab nodes: two servers and the witness) applied
-// from fresh, an empty plan, a three-voter Galera cluster (two MariaDB and
+// inventory replaced by lab nodes: two servers and the witness, and a VIP
+// for the app servers) applied from fresh, an empty plan, the VIP
+// answering the controller, a three-voter Galera cluster (two MariaDB and
 // garbd) Primary on both servers, and jobs flowing through the datamovers
 // and transcode engines of both servers, each job done exactly once per
 // stage. Then the partition drill: the server cut off from the other and
@@ -37,7 +38,11 @@ func TestMassStore(t *testing.T) {
 		}
 	}
 	l := lab.Start(t, 3)
-	dir := massstoreConfig(t, l)
+	vip, err := l.SpareIP(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := massstoreConfig(t, l, vip)
 	hastack := func(want int, args ...string) string {
 		t.Helper()
 		code, out := runHastack(t, l.Dir, dir, nil, args...)
@@ -82,6 +87,20 @@ func TestMassStore(t *testing.T) {
 	waitStatus("node1", "3 Primary", time.Minute)
 	waitStatus("node2", "3 Primary", 10*time.Second)
 	t.Logf("the witness joined %.1fs after apply", time.Since(start).Seconds())
+
+	// The app servers' VIP (keepalived, on a server whose app server
+	// answers /health) answers the controller, a client of MassStore.
+	viaVIP := func() (string, error) {
+		out, err := l.ExecController(t.Context(), "curl", "-fsS", "-D", "-", "-m", "3", "http://"+vip+":8080/health")
+		return string(out), err
+	}
+	within := time.Now().Add(30 * time.Second)
+	for out, err := viaVIP(); err != nil || !strings.Contains(out, "X-Lab-Node: node"); out, err = viaVIP() {
+		if time.Now().After(within) {
+			t.Fatalf("the VIP %s does not answer /health: %v %s", vip, err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	// 200 jobs through the app server of node1; every worker of both
 	// servers takes some, and each job runs once in each stage.
@@ -188,14 +207,18 @@ func TestMassStore(t *testing.T) {
 // massstoreConfig writes examples/massstore's stack, unchanged, with an
 // inventory of the lab's nodes: node1 and node2 the servers, node3 the
 // witness.
-func massstoreConfig(t *testing.T, l *lab.Lab) string {
+func massstoreConfig(t *testing.T, l *lab.Lab, vip string) string {
 	t.Helper()
 	b, err := os.ReadFile("../examples/massstore/massstore.cue")
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := fmt.Sprintf("package massstore\n\nstacks: media: {\n\tservers: [\n\t\t{name: %q, ip: %q},\n\t\t{name: %q, ip: %q},\n\t]\n\twitness: {name: %q, ip: %q}\n}\n",
+	inv := fmt.Sprintf("package massstore\n\nstacks: media: {\n\tservers: [\n\t\t{name: %q, ip: %q},\n\t\t{name: %q, ip: %q},\n\t]\n\twitness: {name: %q, ip: %q}\n",
 		l.Nodes[0].Name, l.Nodes[0].IP, l.Nodes[1].Name, l.Nodes[1].IP, l.Nodes[2].Name, l.Nodes[2].IP)
+	if vip != "" {
+		inv += fmt.Sprintf("\tvip: %q\n", vip)
+	}
+	inv += "}\n"
 	dir := t.TempDir()
 	for name, text := range map[string]string{"massstore.cue": string(b), "servers.cue": inv} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -233,7 +256,7 @@ func TestMassStoreKills(t *testing.T) {
 	for _, n := range l.Nodes {
 		node(n.Name, "touch", "/run/lab/restart")
 	}
-	dir := massstoreConfig(t, l)
+	dir := massstoreConfig(t, l, "")
 	if code, _ := runHastack(t, l.Dir, dir, nil, "apply", "-auto-approve"); code != 0 {
 		t.Fatalf("apply exited %d", code)
 	}
