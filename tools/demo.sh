@@ -20,7 +20,8 @@ cfg=$HASTACK_LAB/config
 "$hs" vet "$cfg"
 "$hs" apply -auto-approve "$cfg"
 "$hs" plan -detailed-exitcode "$cfg"
-# A new cluster's Sentinels take a few seconds to find each other.
+# apply already waits until the Sentinels know each other; -wait covers a
+# machine slower than that wait.
 "$hs" check -wait 30s "$cfg"
 cat <<TXT
 
