@@ -19,15 +19,27 @@ import (
 type nodeKey struct {
 	cluster string // the cluster's path, e.g. clusters.transfer
 	index   int    // the node's index in its cluster
+	at      string // a claim's path in its cluster (#claims); "" for a node
+}
+
+// claim is one entry of a system's #claims (schema/stack): a value it holds
+// on the network besides its nodes' ips, such as a virtual IP.
+type claim struct {
+	At    string `json:"at"`    // path relative to the system
+	Kind  string `json:"kind"`  // "address" shares the node ips' namespace
+	Value string `json:"value"` // the value that must be unique
 }
 
 // uniqueProblems reports, at the later of the two, every node name used twice
-// in one cluster and every node IP or SSH address (host:port) used twice in
-// the config. Values of the wrong type are skipped: Validate reports them.
+// in one cluster, every node IP or SSH address (host:port) used twice in
+// the config, and every claimed value (#claims) that another system claims
+// too or, for an address, uses as a node's ip. Values of the wrong type are
+// skipped: Validate reports them.
 func (pl placer) uniqueProblems(clusters []*Cluster) Problems {
 	var out Problems
 	ips := map[string]nodeKey{}
 	sshs := map[string]nodeKey{}
+	claimed := map[string]map[string]nodeKey{"address": ips} // by kind
 	for _, cl := range clusters {
 		cpath := cl.Value.Path().String()
 		names := map[string]nodeKey{}
@@ -37,7 +49,7 @@ func (pl placer) uniqueProblems(clusters []*Cluster) Problems {
 		}
 		for i := 0; it.Next(); i++ {
 			n := it.Value()
-			here := nodeKey{cpath, i}
+			here := nodeKey{cluster: cpath, index: i}
 			if name, ok := stringAt(n, "name"); ok {
 				if first, dup := seen(names, name, here); dup {
 					out = append(out, pl.nodeProblem(cl, i, "name", fmt.Sprintf(
@@ -60,6 +72,45 @@ func (pl placer) uniqueProblems(clusters []*Cluster) Problems {
 				}
 			}
 		}
+		out = append(out, pl.claimProblems(cl, claimed)...)
+	}
+	return out
+}
+
+// claimProblems records cl's claims in claimed and reports each one seen
+// before in another system. A clash within cl is its schema's to report
+// (#problems), with a message that knows what the values are.
+func (pl placer) claimProblems(cl *Cluster, claimed map[string]map[string]nodeKey) Problems {
+	var out Problems
+	cpath := cl.Value.Path().String()
+	it, err := cl.Value.LookupPath(cue.MakePath(cue.Def("#claims"))).List()
+	if err != nil {
+		return nil // a system that claims nothing
+	}
+	for it.Next() {
+		var c claim
+		if it.Value().Decode(&c) != nil || c.At == "" || c.Kind == "" {
+			continue // a value of the wrong type: Validate reports it
+		}
+		m := claimed[c.Kind]
+		if m == nil {
+			m = map[string]nodeKey{}
+			claimed[c.Kind] = m
+		}
+		first, dup := seen(m, c.Value, nodeKey{cluster: cpath, at: c.At})
+		if !dup || first.cluster == cpath {
+			continue
+		}
+		at := cue.ParsePath(c.At)
+		p := Problem{
+			Path: cue.MakePath(append(cl.Value.Path().Selectors(), at.Selectors()...)...).String(),
+			Msg: fmt.Sprintf("%s %s is already used by %s; it must be unique across the config folder (one network)",
+				c.Kind, c.Value, first.in(cpath)),
+		}
+		if pos, ok := pl.locate(cl.Value, at); ok {
+			pl.set(&p, pos)
+		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -93,6 +144,9 @@ func seen(m map[string]nodeKey, k string, here nodeKey) (nodeKey, bool) {
 // in names the node k as seen from cluster cpath: nodes[0] in the same
 // cluster, clusters.other.nodes[0] in another.
 func (k nodeKey) in(cpath string) string {
+	if k.at != "" {
+		return k.cluster + "." + k.at
+	}
 	if k.cluster == cpath {
 		return fmt.Sprintf("nodes[%d]", k.index)
 	}
