@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 
 	"cuelang.org/go/cue"
 )
@@ -9,18 +10,6 @@ import (
 // decode fills what every system has from cl.Value, which has passed
 // every check: its nodes, its secret and its driver.
 func decode(cl *Cluster) error {
-	var raw struct {
-		Driver string `json:"driver"`
-		Nodes  []struct {
-			Name string `json:"name"`
-			IP   string `json:"ip"`
-			SSH  struct {
-				Host string `json:"host"`
-				Port int    `json:"port"`
-				User string `json:"user"`
-			} `json:"ssh"`
-		} `json:"nodes"`
-	}
 	// secret is decoded apart so that a decode error can never quote it.
 	if sv := cl.Value.LookupPath(cue.ParsePath("secret")); sv.Exists() {
 		src, err := sourceOf(sv)
@@ -37,27 +26,45 @@ func decode(cl *Cluster) error {
 		cl.PreviousSecret = &prev
 	}
 	// Only the generic fields: a driver's own fields may hold anything.
-	for _, f := range []string{"driver", "nodes"} {
-		v := cl.Value.LookupPath(cue.ParsePath(f))
-		if !v.Exists() {
-			continue
-		}
-		var err error
-		if f == "driver" {
-			raw.Driver, err = v.String()
-		} else {
-			err = v.Decode(&raw.Nodes)
-		}
+	cl.Driver = ""
+	if dv := cl.Value.LookupPath(cue.ParsePath("driver")); dv.Exists() {
+		d, err := dv.String()
 		if err != nil {
-			return fmt.Errorf("decoding %s: %v", f, err)
+			return fmt.Errorf("decoding driver: %v", err)
 		}
+		cl.Driver = d
 	}
-	cl.Driver = raw.Driver
 	if cl.Driver == "" {
 		cl.Driver = fieldDrivers[cl.Field]
 	}
-	nodes := cl.Value.LookupPath(cue.ParsePath("nodes"))
-	for i, n := range raw.Nodes {
+	if nv := cl.Value.LookupPath(cue.ParsePath("nodes")); nv.Exists() {
+		ns, err := DecodeNodes(nv)
+		if err != nil {
+			return fmt.Errorf("decoding nodes: %v", err)
+		}
+		cl.Nodes = append(cl.Nodes, ns...)
+	}
+	return nil
+}
+
+// DecodeNodes decodes a list of nodes ({name, ip, ssh}): a system's nodes,
+// or the ones a driver adds (load balancers, name servers). SSH defaults to
+// port 22 as root at the node's IP.
+func DecodeNodes(list cue.Value) ([]Node, error) {
+	var raw []struct {
+		Name string `json:"name"`
+		IP   string `json:"ip"`
+		SSH  struct {
+			Host string `json:"host"`
+			Port int    `json:"port"`
+			User string `json:"user"`
+		} `json:"ssh"`
+	}
+	if err := list.Decode(&raw); err != nil {
+		return nil, err
+	}
+	var ns []Node
+	for i, n := range raw {
 		port := n.SSH.Port
 		if port == 0 {
 			port = 22
@@ -70,10 +77,20 @@ func decode(cl *Cluster) error {
 		if host == "" {
 			host = n.IP
 		}
-		cl.Nodes = append(cl.Nodes, Node{Name: n.Name, IP: n.IP, SSH: SSH{Host: host, Port: port, User: user,
-			PortSet: written(nodes, i, "port"), UserSet: written(nodes, i, "user")}})
+		ns = append(ns, Node{Name: n.Name, IP: n.IP, SSH: SSH{Host: host, Port: port, User: user,
+			PortSet: written(list, i, "port"), UserSet: written(list, i, "user")}})
 	}
-	return nil
+	return ns, nil
+}
+
+// AddNodes appends the nodes cl does not have yet: a driver decodes a
+// system more than once, and adds its extra nodes each time.
+func (cl *Cluster) AddNodes(ns []Node) {
+	for _, n := range ns {
+		if !slices.ContainsFunc(cl.Nodes, func(m Node) bool { return m.Name == n.Name }) {
+			cl.Nodes = append(cl.Nodes, n)
+		}
+	}
 }
 
 // written says whether node i's ssh.field is in the CUE rather than a

@@ -38,12 +38,6 @@ func decodeFrontend(c *Cluster, cl *config.Cluster) error {
 		VIP           string `json:"vip"`
 		LoadBalancers []struct {
 			Name string `json:"name"`
-			IP   string `json:"ip"`
-			SSH  struct {
-				Host string `json:"host"`
-				Port int    `json:"port"`
-				User string `json:"user"`
-			} `json:"ssh"`
 		} `json:"loadBalancers"`
 		NodeAPI struct {
 			Port int `json:"port"`
@@ -64,9 +58,7 @@ func decodeFrontend(c *Cluster, cl *config.Cluster) error {
 		lb[b.Name] = true
 	}
 	c.Nodes = nil
-	have := map[string]bool{}
 	for _, n := range cl.Nodes {
-		have[n.Name] = true
 		if !lb[n.Name] {
 			c.Nodes = append(c.Nodes, n)
 		}
@@ -88,32 +80,14 @@ func decodeFrontend(c *Cluster, cl *config.Cluster) error {
 	for u, id := range ids {
 		f.TransferIDs[u] = [2]int{id.UID, id.GID}
 	}
-	lbs := fv.LookupPath(cue.ParsePath("loadBalancers"))
-	for i, b := range raw.LoadBalancers {
-		host := b.SSH.Host
-		if host == "" {
-			host = b.IP
-		}
-		n := config.Node{Name: b.Name, IP: b.IP, SSH: config.SSH{Host: host, Port: b.SSH.Port, User: b.SSH.User,
-			PortSet: written(lbs, i, "port"), UserSet: written(lbs, i, "user")}}
-		f.LoadBalancers = append(f.LoadBalancers, n)
-		if !have[n.Name] {
-			cl.Nodes = append(cl.Nodes, n)
-		}
+	lbs, err := config.DecodeNodes(fv.LookupPath(cue.ParsePath("loadBalancers")))
+	if err != nil {
+		return fmt.Errorf("decoding frontend.loadBalancers: %v", err)
 	}
+	f.LoadBalancers = lbs
+	cl.AddNodes(lbs)
 	c.Frontend = f
 	return nil
-}
-
-// written says whether load balancer i's ssh.field is written in the CUE
-// rather than a schema default (then ~/.ssh/config may set it: docs/ssh.md).
-func written(lbs cue.Value, i int, field string) bool {
-	v := lbs.LookupPath(cue.MakePath(cue.Index(i), cue.Str("ssh"), cue.Str(field)))
-	if !v.Exists() {
-		return false
-	}
-	_, isDefault := v.Default()
-	return !isDefault
 }
 
 // IsLoadBalancer says whether node is one of the front end's load balancers.

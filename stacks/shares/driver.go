@@ -84,15 +84,6 @@ func Decode(cl *config.Cluster) (*Tier, error) {
 		} `json:"mysql"`
 		DNS *struct {
 			DNS
-			Servers []struct {
-				Name string `json:"name"`
-				IP   string `json:"ip"`
-				SSH  struct {
-					Host string `json:"host"`
-					Port int    `json:"port"`
-					User string `json:"user"`
-				} `json:"ssh"`
-			} `json:"servers"`
 		} `json:"dns"`
 	}
 	if err := cl.Value.Decode(&raw); err != nil {
@@ -111,35 +102,13 @@ func Decode(cl *config.Cluster) (*Tier, error) {
 	// cl.Nodes once (a tier is decoded more than once), as stacks/hsts
 	// does with its load balancers.
 	t.DNS = &raw.DNS.DNS
-	have := map[string]bool{}
-	for _, n := range cl.Nodes {
-		have[n.Name] = true
+	servers, err := config.DecodeNodes(cl.Value.LookupPath(cue.ParsePath("dns.servers")))
+	if err != nil {
+		return nil, fmt.Errorf("decoding dns.servers: %v", err)
 	}
-	servers := cl.Value.LookupPath(cue.ParsePath("dns.servers"))
-	for i, s := range raw.DNS.Servers {
-		host := s.SSH.Host
-		if host == "" {
-			host = s.IP
-		}
-		n := config.Node{Name: s.Name, IP: s.IP, SSH: config.SSH{Host: host, Port: s.SSH.Port, User: s.SSH.User,
-			PortSet: written(servers, i, "port"), UserSet: written(servers, i, "user")}}
-		t.DNS.Servers = append(t.DNS.Servers, n)
-		if !have[n.Name] {
-			cl.Nodes = append(cl.Nodes, n)
-		}
-	}
+	t.DNS.Servers = servers
+	cl.AddNodes(servers)
 	return t, nil
-}
-
-// written says whether server i's ssh.field is written in the CUE rather
-// than a schema default (then ~/.ssh/config may set it: docs/ssh.md).
-func written(servers cue.Value, i int, field string) bool {
-	v := servers.LookupPath(cue.MakePath(cue.Index(i), cue.Str("ssh"), cue.Str(field)))
-	if !v.Exists() {
-		return false
-	}
-	_, isDefault := v.Default()
-	return !isDefault
 }
 
 // isApp says whether name is one of the two app nodes.
