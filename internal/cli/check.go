@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"hastack.dev/hastack/engine"
-	"hastack.dev/hastack/internal/secret"
 )
 
 func init() {
@@ -29,6 +29,8 @@ func runCheck(env *Env, args []string) int {
 	rf.register(fs)
 	failover := fs.Bool("failover", false, "run the failover drill (003 step 12): pause the primary with DEBUG SLEEP, see a replica promoted, see the old primary rejoin; needs redis: debugCommand: \"yes\"")
 	replication := fs.Bool("replication", false, "run the replication drill (003 step 13): add a test Node API user on one node, list it on another, delete it on a third")
+	var named drillList
+	fs.Var(&named, "drill", "run the stack's drill NAME (repeatable, or NAME,NAME); the stack's docs list its drills (hsts: failover, replication; shares: failover; massstore: kill, server)")
 	wait := fs.Duration("wait", 0, "retry the checks until they pass or this long has passed (e.g. 30s, right after an apply)")
 	var lf lockFlags
 	lf.register(fs, "during a drill (a check without -failover or -replication changes nothing and takes no lock)")
@@ -54,15 +56,6 @@ func runCheck(env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
 		return ExitUsage
 	}
-	if *failover || *replication {
-		// A drill changes the cluster (a paused primary, a test user):
-		// it must not run during another run's apply, nor one start
-		// during it.
-		opts.Lock = lf.options(env, "check", drillCommand(*failover, *replication))
-	}
-	ctx, sig := onInterrupt(env, "check", "stopping after the step in progress",
-		"a drill in progress may have left its test user or a paused Redis behind. Run hastack check to see the cluster's state.")
-	defer sig.stop()
 	var drills []string
 	if *replication {
 		drills = append(drills, "replication")
@@ -70,6 +63,20 @@ func runCheck(env *Env, args []string) int {
 	if *failover {
 		drills = append(drills, "failover")
 	}
+	for _, d := range named {
+		if !slices.Contains(drills, d) {
+			drills = append(drills, d)
+		}
+	}
+	if len(drills) > 0 {
+		// A drill changes the system (a paused primary, a test user, a
+		// killed process): it must not run during another run's apply,
+		// nor one start during it.
+		opts.Lock = lf.options(env, "check", drillCommand(drills))
+	}
+	ctx, sig := onInterrupt(env, "check", "stopping after the step in progress",
+		"a drill in progress may have left its test user or a paused Redis behind. Run hastack check to see the cluster's state.")
+	defer sig.stop()
 	code = ExitOK
 	for _, cl := range cfg.Clusters {
 		if len(opts.Clusters) > 0 && !slices.Contains(opts.Clusters, cl.Name) {
@@ -87,10 +94,7 @@ func runCheck(env *Env, args []string) int {
 			continue
 		}
 		// A stack with no secret (massstore) checks with the zero Secret.
-		var sec secret.Secret
-		if cl.Secret != (secret.Source{}) {
-			sec, err = cl.Secret.Resolve()
-		}
+		sec, err := engine.ResolveSecret(cl)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hastack check: cluster %s: %v\n", cl.Name, err)
 			return ExitFailure
@@ -119,13 +123,22 @@ func runCheck(env *Env, args []string) int {
 }
 
 // drillCommand is the command a drill's lock names as its holder.
-func drillCommand(failover, replication bool) string {
-	c := "check"
-	if replication {
-		c += " -replication"
+func drillCommand(drills []string) string {
+	return "check -drill " + strings.Join(drills, ",")
+}
+
+// drillList is the -drill flag: names, repeated or comma-separated.
+type drillList []string
+
+func (d *drillList) String() string { return strings.Join(*d, ",") }
+
+func (d *drillList) Set(v string) error {
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" || strings.IndexFunc(n, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }) >= 0 {
+			return fmt.Errorf("drill name %q: use lower-case letters, digits and '-'", n)
+		}
+		*d = append(*d, n)
 	}
-	if failover {
-		c += " -failover"
-	}
-	return c
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"hastack.dev/hastack/engine"
@@ -11,6 +12,9 @@ import (
 )
 
 func init() { hsts.RegisterCheck(run) }
+
+// Drills are the drills this stack's check runs, by -drill name.
+var Drills = []string{"replication", "failover"}
 
 // run is hastack check on one cluster: the health checks (retried for
 // req.Wait), then the drills asked for, replication first; the failover
@@ -21,6 +25,11 @@ func run(ctx context.Context, cl *hsts.Cluster, req engine.CheckRequest) bool {
 	start := time.Now()
 	r := c.HealthWait(ctx, req.Wait)
 	var drills Report
+	for _, d := range req.Drills {
+		if !slices.Contains(Drills, d) {
+			drills = append(drills, Result{Check: "drill " + d, Detail: "the HSTS stack has no such drill (it has " + strings.Join(Drills, ", ") + ")"})
+		}
+	}
 	if r.OK() && slices.Contains(req.Drills, "replication") {
 		drills = c.Replication(ctx)
 	}
