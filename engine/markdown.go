@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"hastack.dev/hastack/internal/termsafe"
@@ -54,12 +55,9 @@ func Markdown(pf *PlanFile, limit int) ([]string, error) {
 func cleaner(plans []*Plan) func(string) string {
 	var secrets []string
 	for _, p := range plans {
-		for _, v := range []string{p.secret.Value(), p.secret.Previous().Value()} {
-			if v != "" {
-				secrets = append(secrets, v)
-			}
-		}
+		secrets = append(secrets, p.secret.Values()...)
 	}
+	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
 	return func(s string) string {
 		for _, v := range secrets {
 			s = strings.ReplaceAll(s, v, "(sensitive)")

@@ -241,7 +241,13 @@ func fingerprint(n NodeSpec, state string, changes []*ResourceChange, key []byte
 // password against a saved plan file cost tens of milliseconds: the
 // fingerprints cover data that is mostly in the file itself.
 func FingerprintKey(sec secret.Secret, salt []byte) []byte {
-	k, err := scrypt.Key([]byte(sec.Value()), append([]byte("hastack-plan:"), salt...), 1<<14, 8, 1, 32)
+	// The named secrets key it too: a stack may have no password.
+	pw := sec.Value()
+	for _, n := range sec.Names() {
+		v, _ := sec.Named(n)
+		pw += "\x00" + n + "\x00" + v.Value()
+	}
+	k, err := scrypt.Key([]byte(pw), append([]byte("hastack-plan:"), salt...), 1<<14, 8, 1, 32)
 	if err != nil {
 		panic(err) // only for invalid parameters, which are constants here
 	}

@@ -491,16 +491,34 @@ func ConnectCluster(ctx context.Context, cl *config.Cluster, opts Options) (map[
 	return nil, ne
 }
 
-// ResolveSecret reads a system's password, and during a rotation the
-// previous one too. A system with no secret has the zero Secret.
+// ResolveSecret reads a system's password, during a rotation the previous
+// one too, and its named secrets. A system with none has the zero Secret.
 func ResolveSecret(cl *config.Cluster) (secret.Secret, error) {
+	var sec secret.Secret
+	names := make([]string, 0, len(cl.Secrets))
+	for n := range cl.Secrets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v, err := cl.Secrets[n].ResolveNamed(n)
+		if err != nil {
+			return secret.Secret{}, fmt.Errorf("%s %s: %w", kindOf(cl), cl.Name, err)
+		}
+		sec = sec.WithNamed(n, v)
+	}
 	if cl.Secret == (secret.Source{}) {
-		return secret.Secret{}, nil
+		return sec, nil
 	}
-	sec, err := cl.Secret.Resolve()
+	pw, err := cl.Secret.Resolve()
 	if err != nil {
-		return sec, fmt.Errorf("%s %s: %w", kindOf(cl), cl.Name, err)
+		return secret.Secret{}, fmt.Errorf("%s %s: %w", kindOf(cl), cl.Name, err)
 	}
+	for _, n := range names {
+		v, _ := sec.Named(n)
+		pw = pw.WithNamed(n, v)
+	}
+	sec = pw
 	if cl.PreviousSecret != nil {
 		prev, err := cl.PreviousSecret.Resolve()
 		if err != nil {

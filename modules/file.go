@@ -41,7 +41,13 @@ func (fileModule) Diff(r *Resource, f *Fact, env *Env) (*Change, error) {
 		return nil, err
 	}
 	want := secret.Fill([]byte(s.Content), env.Secret)
-	return fileChange(s.Path, s.Owner, s.Group, s.Mode, f.Node, string(want), env)
+	c, err := fileChange(s.Path, s.Owner, s.Group, s.Mode, f.Node, string(want), env)
+	if c != nil && c.Diff != "" && env.Secret.MultiLine(s.Content) {
+		// A private key: the node's old one is as secret as the new.
+		c.Diff = ""
+		c.Summary += " (secret content, no diff shown)"
+	}
+	return c, err
 }
 
 // fileChange compares an observed file with wanted content and metadata and
@@ -114,14 +120,8 @@ func Mask(s string, sec secret.Secret) string { return mask(s, sec) }
 // mask hides the secret in display text.
 func mask(s string, sec secret.Secret) string {
 	s = secret.Mask(s)
-	vs := []secret.Secret{sec, sec.Previous()}
-	if len(sec.Previous().Value()) > len(sec.Value()) {
-		vs[0], vs[1] = vs[1], vs[0] // longest first
-	}
-	for _, v := range vs {
-		if !v.IsZero() {
-			s = strings.ReplaceAll(s, v.Value(), secret.Shown)
-		}
+	for _, v := range sec.Values() { // longest first
+		s = strings.ReplaceAll(s, v, secret.Shown)
 	}
 	return s
 }
@@ -203,9 +203,15 @@ func maskDiff(d, want string, sec secret.Secret) string { return newMasker(want,
 // cluster's passwords, the text before it.
 func secretPrefixes(want string, sec secret.Secret) []string {
 	var out []string
+	var vs []string
+	for _, v := range sec.Values() {
+		if !strings.Contains(v, "\n") {
+			vs = append(vs, v)
+		}
+	}
 	for _, l := range strings.Split(want, "\n") {
-		for _, v := range []secret.Secret{sec, sec.Previous()} {
-			if i := strings.Index(l, v.Value()); !v.IsZero() && i >= 0 {
+		for _, v := range vs {
+			if i := strings.Index(l, v); i >= 0 {
 				out = append(out, strings.TrimLeft(l[:i], " \t"))
 				break
 			}

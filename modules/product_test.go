@@ -67,3 +67,29 @@ func TestLabAsconfSecretSetting(t *testing.T) {
 		t.Errorf("aspera.conf lacks the key:\n%s", conf)
 	}
 }
+
+// A setting given as a named secret's placeholder is filled on the node,
+// and is secret whatever its key says: the plan shows neither value. A
+// placeholder of a secret the system lacks is an error, not a literal.
+func TestLabAsconfNamedSecret(t *testing.T) {
+	n := modules.StartNode(t)
+	const key = "named-Token-Key-77c1"
+	r := modules.ResourceFor(t, "asconf", "asconf:/opt/aspera/etc/aspera.conf", map[string]any{
+		"path":     "/opt/aspera/etc/aspera.conf",
+		"settings": []map[string]string{{"key": "server_name", "value": secret.NamedPlaceholder("tokenKey")}},
+	})
+	env := &modules.Env{Secret: secret.Secret{}.WithNamed("tokenKey", secret.New(key))}
+	c := n.Converge(t, r, env)
+	shown := c.Summary + "\n" + strings.Join(c.Commands, "\n")
+	if strings.Contains(shown, key) || strings.Contains(shown, "@@") || !strings.Contains(c.Summary, "server_name: "+secret.Shown) {
+		t.Errorf("the plan shows the secret or its placeholder:\n%s", shown)
+	}
+	if conf := n.Exec(t, "cat", "/opt/aspera/etc/aspera.conf"); !strings.Contains(conf, "<server_name>"+key+"</server_name>") {
+		t.Errorf("aspera.conf lacks the key:\n%s", conf)
+	}
+	m, _ := modules.Lookup("asconf")
+	nf := &modules.NodeFacts{Files: map[string]*modules.FileFact{"/opt/aspera/etc/aspera.conf": {Data: []byte("<server></server>")}}}
+	if _, err := m.Diff(r, &modules.Fact{Node: nf}, &modules.Env{}); err == nil || !strings.Contains(err.Error(), "names a secret this system does not have") {
+		t.Errorf("missing secret: %v", err)
+	}
+}

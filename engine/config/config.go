@@ -35,6 +35,9 @@ type Cluster struct {
 	// PreviousSecret is set while the password is being rotated: the
 	// password the system may still use.
 	PreviousSecret *secret.Source
+	// Secrets are the named secrets (secrets: NAME: {file: PATH}) that
+	// the stack's resources write as secret.NamedPlaceholder(NAME).
+	Secrets map[string]secret.Source
 
 	// Value is <Field>.<Name>, unified with its schema.
 	Value cue.Value

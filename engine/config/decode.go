@@ -1,10 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	"cuelang.org/go/cue"
+
+	"hastack.dev/hastack/internal/secret"
 )
 
 // decode fills what every system has from cl.Value, which has passed
@@ -24,6 +27,22 @@ func decode(cl *Cluster) error {
 			return err
 		}
 		cl.PreviousSecret = &prev
+	}
+	if nv := cl.Value.LookupPath(cue.ParsePath("secrets")); nv.Exists() {
+		it, err := nv.Fields()
+		if err != nil {
+			return errors.New(namedMsg)
+		}
+		for it.Next() {
+			src, err := sourceOf(it.Value())
+			if err != nil {
+				return err
+			}
+			if cl.Secrets == nil {
+				cl.Secrets = map[string]secret.Source{}
+			}
+			cl.Secrets[it.Selector().Unquoted()] = src
+		}
 	}
 	// Only the generic fields: a driver's own fields may hold anything.
 	cl.Driver = ""

@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -14,9 +16,15 @@ import (
 // in its messages, and this value may be a password written by mistake.
 const secretMsg = `secret must be {env: "NAME"} or {file: "PATH"}: the password itself is never written in CUE`
 
-// secretProblems checks the shape of cluster.secret. When the user wrote a
-// plain string there, it is returned as lit so that it can be scrubbed from
-// every other message.
+// namedSourceMsg is secretMsg for a named secret.
+const namedSourceMsg = `secret must be {env: "NAME"} or {file: "PATH"}: the secret itself is never written in CUE`
+
+// namedMsg is the message of a secrets field that is not a map of names.
+const namedMsg = `secrets must map names to {env: "NAME"} or {file: "PATH"}: the secret itself is never written in CUE`
+
+// secretProblems checks the shape of cluster.secret, previousSecret and
+// each secrets.NAME. When the user wrote a plain string there, it is
+// returned as lit so that it can be scrubbed from every other message.
 // secretFields are the fields that name a password source: the password,
 // and during a rotation the one it replaces.
 var secretFields = []string{"secret", "previousSecret"}
@@ -39,8 +47,42 @@ func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lits []string) 
 		}
 		ps = append(ps, p)
 	}
+	nv := cluster.LookupPath(cue.ParsePath("secrets"))
+	if !nv.Exists() {
+		return ps, lits
+	}
+	it, err := nv.Fields()
+	if err != nil {
+		p := Problem{Path: nv.Path().String(), Msg: namedMsg}
+		if pos, ok := pl.locate(cluster, cue.ParsePath("secrets")); ok {
+			pl.set(&p, pos)
+		}
+		return append(ps, p), lits
+	}
+	for it.Next() {
+		name := it.Selector().Unquoted()
+		if s, err := it.Value().String(); err == nil {
+			lits = append(lits, s)
+		}
+		at := cue.MakePath(cue.Str("secrets"), cue.Str(name))
+		msg := ""
+		if !secret.ValidName(name) {
+			msg = "secret name " + strconvQuote(name) + ": use a letter, then letters, digits, '_' or '-' (at most 64)"
+		} else if _, err := sourceOf(it.Value()); err != nil {
+			msg = namedSourceMsg
+		}
+		if msg != "" {
+			p := Problem{Path: it.Value().Path().String(), Msg: msg}
+			if pos, ok := pl.locate(cluster, at); ok {
+				pl.set(&p, pos)
+			}
+			ps = append(ps, p)
+		}
+	}
 	return ps, lits
 }
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
 
 // sourceOf decodes a secret value that is exactly {env: NAME} or
 // {file: PATH} with a non-empty string. Its errors never quote v.
@@ -83,8 +125,11 @@ func sourceOf(v cue.Value) (secret.Source, error) {
 // one wrong secret gives one line (see onePerSecret).
 func hideSecrets(ps Problems, lits []string) Problems {
 	for i := range ps {
-		if root, ok := secretRoot(ps[i].Path); ok {
+		if root, ok := secretRoot(ps[i].Path); ok && !strings.HasPrefix(ps[i].Msg, "secret name ") {
 			ps[i].Path, ps[i].Msg = root, secretMsg
+			if strings.Contains(root, ".secrets.") {
+				ps[i].Msg = namedSourceMsg
+			}
 		}
 		for _, l := range lits {
 			if l != "" {
@@ -95,11 +140,20 @@ func hideSecrets(ps Problems, lits []string) Problems {
 	return ps
 }
 
-// secretRoot returns clusters.<name>.secret when path is that or below it.
+// secretRoot returns clusters.<name>.secret (or secrets.NAME) when path
+// is that or below it.
 func secretRoot(path string) (string, bool) {
 	sels := cue.ParsePath(path).Selectors()
-	if len(sels) >= 3 && (sels[0].String() == "clusters" || sels[0].String() == "stacks") && (sels[2].String() == "secret" || sels[2].String() == "previousSecret") {
+	if len(sels) < 3 || !slices.Contains(Fields, sels[0].String()) {
+		return "", false
+	}
+	switch sels[2].String() {
+	case "secret", "previousSecret":
 		return cue.MakePath(sels[:3]...).String(), true
+	case "secrets":
+		if len(sels) >= 4 {
+			return cue.MakePath(sels[:4]...).String(), true
+		}
 	}
 	return "", false
 }
@@ -109,7 +163,7 @@ func onePerSecret(ps Problems) Problems {
 	seen := map[string]bool{}
 	out := ps[:0]
 	for _, p := range ps {
-		if p.Msg == secretMsg {
+		if p.Msg == secretMsg || p.Msg == namedSourceMsg {
 			if seen[p.Path] {
 				continue
 			}
@@ -131,8 +185,46 @@ func (c *Config) SecretProblems() Problems {
 		if cl.PreviousSecret != nil {
 			ps = append(ps, c.sourceProblems(cl, "previousSecret", *cl.PreviousSecret)...)
 		}
+		for _, n := range sortedNames(cl.Secrets) {
+			ps = append(ps, c.namedProblems(cl, n, cl.Secrets[n])...)
+		}
 	}
 	return ps
+}
+
+func sortedNames(m map[string]secret.Source) []string {
+	var ns []string
+	for n := range m {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	return ns
+}
+
+// namedProblems checks the named secret name, when its source is present.
+func (c *Config) namedProblems(cl *Cluster, name string, src secret.Source) Problems {
+	at := cue.MakePath(cue.Str("secrets"), cue.Str(name), cue.Str("env"))
+	switch {
+	case src.Env != "":
+		if _, ok := os.LookupEnv(src.Env); !ok {
+			return nil
+		}
+	case src.File != "":
+		if _, err := os.Lstat(src.File); err != nil {
+			return nil
+		}
+		at = cue.MakePath(cue.Str("secrets"), cue.Str(name), cue.Str("file"))
+	default:
+		return nil
+	}
+	if _, err := src.ResolveNamed(name); err != nil {
+		p := Problem{Path: cl.Path() + ".secrets." + quoteLabel(name), Msg: err.Error()}
+		if pos, ok := c.pl.locate(cl.Value, at); ok {
+			c.pl.set(&p, pos)
+		}
+		return Problems{p}
+	}
+	return nil
 }
 
 // sourceProblems checks the password src names, when it is present.

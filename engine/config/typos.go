@@ -112,7 +112,7 @@ func (w *typoWalk) walk(v, schema cue.Value, at cue.Path) Problems {
 				out = append(out, p)
 				continue
 			}
-			if sel.String() == "secret" || sel.String() == "previousSecret" {
+			if sel.String() == "secret" || sel.String() == "previousSecret" || sel.String() == "secrets" {
 				continue // any shape is checked by secretProblems, never printed
 			}
 			fs := in.field(schema, sel)

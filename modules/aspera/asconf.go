@@ -79,13 +79,24 @@ func (asconfModule) Diff(r *modules.Resource, f *modules.Fact, env *modules.Env)
 	var cmds, shown, notes []string
 	var hide []string // values of secret-named settings, old and new
 	for _, st := range s.Settings {
+		// A named secret (token_encryption_key: "@@hastack:secret:NAME@@")
+		// is filled here, and its setting is secret whatever its key.
+		sensitive := modules.SecretName(st.Key)
+		if v := string(secret.Fill([]byte(st.Value), env.Secret)); v != st.Value {
+			if strings.ContainsAny(v, "\r\n") {
+				return nil, fmt.Errorf("%s: the secret for %s holds a line break, which aspera.conf cannot carry", s.Path, st.Key)
+			}
+			st.Value, sensitive = v, true
+		} else if strings.Contains(st.Value, "@@hastack:") {
+			return nil, fmt.Errorf("%s: %s names a secret this system does not have (add it under secrets)", s.Path, st.Key)
+		}
 		have, ok := serverValue(string(conf.Data), st.Key)
 		if ok && have == st.Value {
 			continue
 		}
 		cmd := asconfigurator(st.Key, st.Value)
 		cmds = append(cmds, cmd)
-		if modules.SecretName(st.Key) {
+		if sensitive {
 			// token_encryption_key and the like: the plan says that it
 			// changes, never what to.
 			notes = append(notes, st.Key+": "+secret.Shown+" changes")
