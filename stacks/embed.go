@@ -8,7 +8,7 @@ import "embed"
 // ImportPrefix is the CUE import path that FS's top-level folders live under.
 const ImportPrefix = "hastack.dev/stacks"
 
-// FS holds hsts/*.cue (package hsts), massstore/*.cue (package massstore) and shares/*.cue (package shares).
+// FS holds hsts/*.cue (package hsts), lb/*.cue (package lb: load balancers with a VIP, used by hsts and shares), massstore/*.cue (package massstore) and shares/*.cue (package shares).
 //
-//go:embed hsts/*.cue massstore/*.cue shares/*.cue
+//go:embed hsts/*.cue lb/*.cue massstore/*.cue shares/*.cue
 var FS embed.FS

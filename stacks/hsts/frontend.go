@@ -2,19 +2,18 @@ package hsts
 
 import (
 	"fmt"
-	"strings"
 
 	"cuelang.org/go/cue"
 
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/modules"
-	"hastack.dev/hastack/modules/keepalived"
+	"hastack.dev/hastack/stacks/lb"
 )
 
 // Frontend is the cluster's front end (schema/hsts/frontend.cue): the load
 // balancers in front of the HSTS nodes. Its files are rendered by
-// frontend.cue; here only what the driver needs: which nodes are load
+// frontend.cue with stacks/lb; here only what the driver needs: which nodes are load
 // balancers, and the addresses a check or a test talks to.
 type Frontend struct {
 	VIP           string
@@ -53,13 +52,13 @@ func decodeFrontend(c *Cluster, cl *config.Cluster) error {
 			return fmt.Errorf("decoding frontend: %v", err)
 		}
 	}
-	lb := map[string]bool{}
+	isLB := map[string]bool{}
 	for _, b := range raw.LoadBalancers {
-		lb[b.Name] = true
+		isLB[b.Name] = true
 	}
 	c.Nodes = nil
 	for _, n := range cl.Nodes {
-		if !lb[n.Name] {
+		if !isLB[n.Name] {
 			c.Nodes = append(c.Nodes, n)
 		}
 	}
@@ -80,67 +79,29 @@ func decodeFrontend(c *Cluster, cl *config.Cluster) error {
 	for u, id := range ids {
 		f.TransferIDs[u] = [2]int{id.UID, id.GID}
 	}
-	lbs, err := config.DecodeNodes(fv.LookupPath(cue.ParsePath("loadBalancers")))
+	lbs, err := lb.Decode(cl, "frontend.loadBalancers")
 	if err != nil {
-		return fmt.Errorf("decoding frontend.loadBalancers: %v", err)
+		return err
 	}
 	f.LoadBalancers = lbs
-	cl.AddNodes(lbs)
 	c.Frontend = f
 	return nil
 }
 
 // IsLoadBalancer says whether node is one of the front end's load balancers.
 func (c *Cluster) IsLoadBalancer(node string) bool {
-	if c.Frontend == nil {
-		return false
-	}
-	for _, b := range c.Frontend.LoadBalancers {
-		if b.Name == node {
-			return true
-		}
-	}
-	return false
+	return c.Frontend != nil && lb.Is(c.Frontend.LoadBalancers, node)
 }
 
 // frontendNeeds is what a load balancer is asked: which addresses it has.
-func (s *system) frontendNeeds() modules.Needs {
-	return modules.Needs{Shared: keepalived.Needs(s.c.Frontend.VIP)}
-}
+func (s *system) frontendNeeds() modules.Needs { return lb.Needs(s.c.Frontend.VIP) }
 
 // observeFrontend reads which load balancer holds the VIP into the plan's
 // header, as live state: nothing is rendered from it (every load balancer
 // is BACKUP with nopreempt), so a VIP that moved is never drift and never
-// moved back. No holder, or two (a split brain), is a note.
+// moved back.
 func (s *system) observeFrontend(facts map[string]*engine.Facts, obs *engine.Observation) {
-	f := s.c.Frontend
-	if f == nil {
-		return
-	}
-	var holders, unread []string
-	for _, b := range f.LoadBalancers {
-		var nf *modules.NodeFacts
-		if fb := facts[b.Name]; fb != nil {
-			nf = fb.Shared
-		}
-		switch holds, ok := keepalived.Holds(nf, f.VIP); {
-		case !ok:
-			unread = append(unread, b.Name)
-		case holds:
-			holders = append(holders, b.Name)
-		}
-	}
-	switch len(holders) {
-	case 0:
-		obs.Summary += fmt.Sprintf("; VIP %s held by no load balancer", f.VIP)
-		obs.Notes = append(obs.Notes, fmt.Sprintf("no load balancer holds the VIP %s: keepalived is down on all of them, or they cannot hear each other", f.VIP))
-	case 1:
-		obs.Summary += fmt.Sprintf("; VIP %s on %s", f.VIP, holders[0])
-	default:
-		obs.Summary += fmt.Sprintf("; VIP %s on %s", f.VIP, strings.Join(holders, " and "))
-		obs.Notes = append(obs.Notes, fmt.Sprintf("the VIP %s is on %s at once: the load balancers do not hear each other's VRRP adverts (multicast dropped? try frontend.vrrp.unicast)", f.VIP, strings.Join(holders, " and ")))
-	}
-	if len(unread) > 0 {
-		obs.Notes = append(obs.Notes, fmt.Sprintf("not read whether %s hold the VIP", strings.Join(unread, ", ")))
+	if f := s.c.Frontend; f != nil {
+		lb.ObserveHolder(facts, f.VIP, f.LoadBalancers, "frontend.vrrp.unicast", obs)
 	}
 }

@@ -153,7 +153,7 @@ func (c *Checker) idsScript(b string) string {
 	return s.String()
 }
 
-// statsSocket is #lbStatsSocket of stacks/hsts/frontend.cue.
+// statsSocket is #StatsSocket of stacks/lb/lb.cue.
 const statsSocket = "/run/haproxy/hastack-frontend.sock"
 
 // lbScript prints the load balancer's addresses, its units' states and
