@@ -67,7 +67,7 @@ func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lits []string) 
 		at := cue.MakePath(cue.Str("secrets"), cue.Str(name))
 		msg := ""
 		if !secret.ValidName(name) {
-			msg = "secret name " + strconvQuote(name) + ": use a letter, then letters, digits, '_' or '-' (at most 64)"
+			msg = "secret name " + strconv.Quote(name) + ": use a letter, then letters, digits, '_' or '-' (at most 64)"
 		} else if _, err := sourceOf(it.Value()); err != nil {
 			msg = namedSourceMsg
 		}
@@ -81,8 +81,6 @@ func (pl placer) secretProblems(cluster cue.Value) (ps Problems, lits []string) 
 	}
 	return ps, lits
 }
-
-func strconvQuote(s string) string { return strconv.Quote(s) }
 
 // sourceOf decodes a secret value that is exactly {env: NAME} or
 // {file: PATH} with a non-empty string. Its errors never quote v.
@@ -181,12 +179,14 @@ func onePerSecret(ps Problems) Problems {
 func (c *Config) SecretProblems() Problems {
 	var ps Problems
 	for _, cl := range c.Clusters {
-		ps = append(ps, c.sourceProblems(cl, "secret", cl.Secret)...)
+		password := func(s secret.Source) error { _, err := s.Resolve(); return err }
+		ps = append(ps, c.sourceProblems(cl, cue.ParsePath("secret"), cl.Secret, password)...)
 		if cl.PreviousSecret != nil {
-			ps = append(ps, c.sourceProblems(cl, "previousSecret", *cl.PreviousSecret)...)
+			ps = append(ps, c.sourceProblems(cl, cue.ParsePath("previousSecret"), *cl.PreviousSecret, password)...)
 		}
 		for _, n := range sortedNames(cl.Secrets) {
-			ps = append(ps, c.namedProblems(cl, n, cl.Secrets[n])...)
+			named := func(s secret.Source) error { _, err := s.ResolveNamed(n); return err }
+			ps = append(ps, c.sourceProblems(cl, cue.MakePath(cue.Str("secrets"), cue.Str(n)), cl.Secrets[n], named)...)
 		}
 	}
 	return ps
@@ -201,35 +201,11 @@ func sortedNames(m map[string]secret.Source) []string {
 	return ns
 }
 
-// namedProblems checks the named secret name, when its source is present.
-func (c *Config) namedProblems(cl *Cluster, name string, src secret.Source) Problems {
-	at := cue.MakePath(cue.Str("secrets"), cue.Str(name), cue.Str("env"))
-	switch {
-	case src.Env != "":
-		if _, ok := os.LookupEnv(src.Env); !ok {
-			return nil
-		}
-	case src.File != "":
-		if _, err := os.Lstat(src.File); err != nil {
-			return nil
-		}
-		at = cue.MakePath(cue.Str("secrets"), cue.Str(name), cue.Str("file"))
-	default:
-		return nil
-	}
-	if _, err := src.ResolveNamed(name); err != nil {
-		p := Problem{Path: cl.Path() + ".secrets." + quoteLabel(name), Msg: err.Error()}
-		if pos, ok := c.pl.locate(cl.Value, at); ok {
-			c.pl.set(&p, pos)
-		}
-		return Problems{p}
-	}
-	return nil
-}
-
-// sourceProblems checks the password src names, when it is present.
-func (c *Config) sourceProblems(cl *Cluster, field string, src secret.Source) Problems {
-	at := field + ".env"
+// sourceProblems checks the secret src names at field (secret,
+// previousSecret, secrets.NAME), when it is present: read reads it as a
+// password or as a named secret.
+func (c *Config) sourceProblems(cl *Cluster, field cue.Path, src secret.Source, read func(secret.Source) error) Problems {
+	leaf := "env"
 	switch {
 	case src.Env != "":
 		if _, ok := os.LookupEnv(src.Env); !ok {
@@ -240,13 +216,14 @@ func (c *Config) sourceProblems(cl *Cluster, field string, src secret.Source) Pr
 		if _, err := os.Lstat(src.File); err != nil {
 			return nil
 		}
-		at = field + ".file"
+		leaf = "file"
 	default:
 		return nil
 	}
-	if _, err := src.Resolve(); err != nil {
-		p := Problem{Path: cl.Path() + "." + field, Msg: err.Error()}
-		if pos, ok := c.pl.locate(cl.Value, cue.ParsePath(at)); ok {
+	if err := read(src); err != nil {
+		p := Problem{Path: cl.Path() + "." + field.String(), Msg: err.Error()}
+		at := cue.MakePath(append(field.Selectors(), cue.Str(leaf))...)
+		if pos, ok := c.pl.locate(cl.Value, at); ok {
 			c.pl.set(&p, pos)
 		}
 		return Problems{p}
