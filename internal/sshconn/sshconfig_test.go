@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
 
 	"hastack.dev/hastack/internal/sshtest"
 )
@@ -410,34 +408,7 @@ func TestJumpHostKeyChecked(t *testing.T) {
 func TestIdentitiesOnly(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	s := sshtest.Start(t, sshtest.Options{})
-	b, err := os.ReadFile(s.IdentityFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := ssh.ParseRawPrivateKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr := agent.NewKeyring()
-	if err := kr.Add(agent.AddedKey{PrivateKey: raw}); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { agent.ServeAgent(kr, c); c.Close() }()
-		}
-	}()
-	t.Setenv("SSH_AUTH_SOCK", sock)
+	serveAgent(t, s.IdentityFile)
 	_, other := newKeyFile(t)
 	text := "Host n\n  HostName " + s.Host + "\n  Port " + itoa(s.Port) + "\n  IdentityFile " + other + "\n  UserKnownHostsFile " + s.WriteKnownHosts(t) + "\n"
 	cfg := Config{UseAgent: true, ClientConfig: clientConfig(t, text)}

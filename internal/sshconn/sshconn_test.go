@@ -183,27 +183,13 @@ func TestKeepAliveKeepsLiveConnection(t *testing.T) {
 }
 
 func TestDialCancelled(t *testing.T) {
-	// A listener that accepts but never speaks SSH: the handshake hangs
-	// until ctx is cancelled.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	// The handshake hangs until ctx is cancelled.
+	ln := silentListener(t)
 	s := sshtest.Start(t, sshtest.Options{})
 	port := ln.Addr().(*net.TCPAddr).Port
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err = Dial(ctx, Target{Name: "stuck", Host: "127.0.0.1", Port: port},
+	_, err := Dial(ctx, Target{Name: "stuck", Host: "127.0.0.1", Port: port},
 		Config{InsecureIgnoreHostKey: true, IdentityFiles: []string{s.IdentityFile}})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stuck") {
 		t.Fatalf("want cancellation naming the node, got %v", err)
@@ -211,22 +197,9 @@ func TestDialCancelled(t *testing.T) {
 }
 
 func TestDialTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	ln := silentListener(t)
 	s := sshtest.Start(t, sshtest.Options{})
-	_, err = Dial(context.Background(), Target{Name: "slow", Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port},
+	_, err := Dial(context.Background(), Target{Name: "slow", Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port},
 		Config{InsecureIgnoreHostKey: true, IdentityFiles: []string{s.IdentityFile}, ConnectTimeout: 50 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "slow") {
 		t.Fatalf("want a timeout naming the node, got %v", err)
@@ -398,7 +371,16 @@ func fakeSudo(t *testing.T) string {
 
 func TestAgentAuth(t *testing.T) {
 	s, tg, cfg := setup(t, sshtest.Options{})
-	b, err := os.ReadFile(s.IdentityFile)
+	serveAgent(t, s.IdentityFile)
+	cfg.IdentityFiles, cfg.UseAgent = nil, true // defaults: none exist in the test HOME
+	dial(t, tg, cfg)
+}
+
+// serveAgent serves an ssh-agent holding the key in keyFile on a socket
+// that SSH_AUTH_SOCK names for the rest of the test.
+func serveAgent(t *testing.T, keyFile string) {
+	t.Helper()
+	b, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +397,7 @@ func TestAgentAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -426,6 +408,30 @@ func TestAgentAuth(t *testing.T) {
 		}
 	}()
 	t.Setenv("SSH_AUTH_SOCK", sock)
-	cfg.IdentityFiles, cfg.UseAgent = nil, true // defaults: none exist in the test HOME
-	dial(t, tg, cfg)
+}
+
+// silentListener accepts connections and never speaks SSH.
+func silentListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln
 }
