@@ -44,88 +44,73 @@ func assertDir(t *testing.T, dir string, names ...string) {
 }
 
 func TestWriteFile(t *testing.T) {
-	for mode, server := range sftpModes(t) {
-		t.Run(mode, func(t *testing.T) {
-			_, tg, cfg := setup(t, sshtest.Options{})
-			cfg.SFTPServer = server
-			c := dial(t, tg, cfg)
-			dir := t.TempDir()
-			p := filepath.Join(dir, "redis.conf")
-			writeFile(t, p, "old content\n")
-			uid, gid := -1, -1
-			if os.Geteuid() == 0 {
-				uid, gid = 4242, -1 // gid -1 keeps the group
+	eachSFTP(t, func(t *testing.T, c *Conn) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "redis.conf")
+		writeFile(t, p, "old content\n")
+		uid, gid := -1, -1
+		if os.Geteuid() == 0 {
+			uid, gid = 4242, -1 // gid -1 keeps the group
+		}
+		for i, data := range []string{"first\n", "second, longer than the first\n"} {
+			f := host.File{Path: p, Data: []byte(data), Mode: 0o640, UID: uid, GID: gid}
+			if err := c.WriteFile(context.Background(), f); err != nil {
+				t.Fatalf("write %d: %v", i, err)
 			}
-			for i, data := range []string{"first\n", "second, longer than the first\n"} {
-				f := host.File{Path: p, Data: []byte(data), Mode: 0o640, UID: uid, GID: gid}
-				if err := c.WriteFile(context.Background(), f); err != nil {
-					t.Fatalf("write %d: %v", i, err)
-				}
-				b, _ := os.ReadFile(p)
-				if string(b) != data {
-					t.Fatalf("write %d: content %q", i, b)
-				}
+			b, _ := os.ReadFile(p)
+			if string(b) != data {
+				t.Fatalf("write %d: content %q", i, b)
 			}
-			st, _ := os.Stat(p)
-			if st.Mode().Perm() != 0o640 {
-				t.Errorf("mode %v", st.Mode())
+		}
+		st, _ := os.Stat(p)
+		if st.Mode().Perm() != 0o640 {
+			t.Errorf("mode %v", st.Mode())
+		}
+		if uid >= 0 {
+			sys := st.Sys().(*syscall.Stat_t)
+			if sys.Uid != 4242 || int(sys.Gid) != os.Getegid() {
+				t.Errorf("owner %d:%d", sys.Uid, sys.Gid)
 			}
-			if uid >= 0 {
-				sys := st.Sys().(*syscall.Stat_t)
-				if sys.Uid != 4242 || int(sys.Gid) != os.Getegid() {
-					t.Errorf("owner %d:%d", sys.Uid, sys.Gid)
-				}
-			}
-			assertDir(t, dir, "redis.conf")
-		})
-	}
+		}
+		assertDir(t, dir, "redis.conf")
+	})
 }
 
 func TestWriteFileMissingDir(t *testing.T) {
-	for mode, server := range sftpModes(t) {
-		t.Run(mode, func(t *testing.T) {
-			_, tg, cfg := setup(t, sshtest.Options{})
-			cfg.SFTPServer = server
-			c := dial(t, tg, cfg)
-			dir := t.TempDir()
-			err := c.WriteFile(context.Background(), host.File{Path: filepath.Join(dir, "missing", "f"), Data: []byte("s3cr3t-value"), Mode: 0o600, UID: -1, GID: -1})
-			if err == nil {
-				t.Fatal("write into a missing directory succeeded")
-			}
-			if !strings.Contains(err.Error(), "node1") || strings.Contains(err.Error(), "s3cr3t") {
-				t.Fatalf("error must name the node and not the content: %v", err)
-			}
-			assertDir(t, dir)
-			// The SFTP session survives the failure.
-			if err := c.WriteFile(context.Background(), host.File{Path: filepath.Join(dir, "f"), Data: []byte("x"), Mode: 0o600, UID: -1, GID: -1}); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	eachSFTP(t, func(t *testing.T, c *Conn) {
+		dir := t.TempDir()
+		err := c.WriteFile(context.Background(), host.File{Path: filepath.Join(dir, "missing", "f"), Data: []byte("s3cr3t-value"), Mode: 0o600, UID: -1, GID: -1})
+		if err == nil {
+			t.Fatal("write into a missing directory succeeded")
+		}
+		if !strings.Contains(err.Error(), "node1") || strings.Contains(err.Error(), "s3cr3t") {
+			t.Fatalf("error must name the node and not the content: %v", err)
+		}
+		assertDir(t, dir)
+		// The SFTP session survives the failure.
+		if err := c.WriteFile(context.Background(), host.File{Path: filepath.Join(dir, "f"), Data: []byte("x"), Mode: 0o600, UID: -1, GID: -1}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // A failure after the temp file exists (here: the rename, because the target
 // is a directory) must remove the temp file and leave the target untouched.
 func TestWriteFileFailureLeavesNoTemp(t *testing.T) {
-	for mode, server := range sftpModes(t) {
-		t.Run(mode, func(t *testing.T) {
-			_, tg, cfg := setup(t, sshtest.Options{})
-			cfg.SFTPServer = server
-			c := dial(t, tg, cfg)
-			dir := t.TempDir()
-			p := filepath.Join(dir, "target")
-			if err := os.Mkdir(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, filepath.Join(p, "inside"), "keep")
-			err := c.WriteFile(context.Background(), host.File{Path: p, Data: []byte("new"), Mode: 0o600, UID: -1, GID: -1})
-			if err == nil || !strings.Contains(err.Error(), "rename") {
-				t.Fatalf("want a rename error, got %v", err)
-			}
-			assertDir(t, dir, "target")
-			assertDir(t, p, "inside")
-		})
-	}
+	eachSFTP(t, func(t *testing.T, c *Conn) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "target")
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(p, "inside"), "keep")
+		err := c.WriteFile(context.Background(), host.File{Path: p, Data: []byte("new"), Mode: 0o600, UID: -1, GID: -1})
+		if err == nil || !strings.Contains(err.Error(), "rename") {
+			t.Fatalf("want a rename error, got %v", err)
+		}
+		assertDir(t, dir, "target")
+		assertDir(t, p, "inside")
+	})
 }
 
 // The sftp-server we start runs with umask 077, so a temp file is never
@@ -174,23 +159,18 @@ func (l *lateCancel) Done() <-chan struct{} {
 func (l *lateCancel) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 func TestWriteFileFinishesAfterCancel(t *testing.T) {
-	for mode, server := range sftpModes(t) {
-		t.Run(mode, func(t *testing.T) {
-			_, tg, cfg := setup(t, sshtest.Options{})
-			cfg.SFTPServer = server
-			c := dial(t, tg, cfg)
-			dir := t.TempDir()
-			p := filepath.Join(dir, "f")
-			data := strings.Repeat("0123456789", 100_000) // several SFTP packets
-			if err := c.WriteFile(&lateCancel{Context: context.Background()}, host.File{Path: p, Data: []byte(data), Mode: 0o600, UID: -1, GID: -1}); err != nil {
-				t.Fatal(err)
-			}
-			if b, _ := os.ReadFile(p); string(b) != data {
-				t.Fatalf("content has %d bytes, want %d", len(b), len(data))
-			}
-			assertDir(t, dir, "f")
-		})
-	}
+	eachSFTP(t, func(t *testing.T, c *Conn) {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "f")
+		data := strings.Repeat("0123456789", 100_000) // several SFTP packets
+		if err := c.WriteFile(&lateCancel{Context: context.Background()}, host.File{Path: p, Data: []byte(data), Mode: 0o600, UID: -1, GID: -1}); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != data {
+			t.Fatalf("content has %d bytes, want %d", len(b), len(data))
+		}
+		assertDir(t, dir, "f")
+	})
 }
 
 func TestWriteFileCancelledBeforeStart(t *testing.T) {
@@ -203,4 +183,15 @@ func TestWriteFileCancelledBeforeStart(t *testing.T) {
 		t.Fatal("a write with a cancelled ctx started")
 	}
 	assertDir(t, dir)
+}
+
+// eachSFTP runs f with a connection for each SFTP mode the machine has.
+func eachSFTP(t *testing.T, f func(t *testing.T, c *Conn)) {
+	for mode, server := range sftpModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			_, tg, cfg := setup(t, sshtest.Options{})
+			cfg.SFTPServer = server
+			f(t, dial(t, tg, cfg))
+		})
+	}
 }
