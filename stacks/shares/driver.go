@@ -19,6 +19,7 @@ import (
 	"hastack.dev/hastack/internal/host"
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/stacks/lb"
 )
 
 // Name is the driver's registered name.
@@ -48,10 +49,13 @@ type Tier struct {
 	RefreshS     int
 	ExpiryS      int
 	MySQLPort    int
-	// App are the two app nodes; Cluster.Nodes holds them and then the
-	// name servers (the nodes the engine connects to).
+	// App are the two app nodes; Cluster.Nodes holds them, then the
+	// name servers and the load balancers (the nodes the engine connects to).
 	App []config.Node
 	DNS *DNS
+	// LoadBalancers are loadBalancer.nodes (stacks/lb): none when the
+	// load balancer is not hastack's.
+	LoadBalancers []config.Node
 }
 
 // DNS is type 2's round-robin set and its name servers.
@@ -95,19 +99,25 @@ func Decode(cl *config.Cluster) (*Tier, error) {
 	t := &Tier{Cluster: cl, Product: raw.Product, Architecture: raw.Architecture, Active: raw.Active,
 		VIP: raw.VIP, ACMDir: raw.Nodes[0].Mounts.ACM, RefreshS: raw.ACM.Refresh, ExpiryS: raw.ACM.Expiry,
 		MySQLPort: raw.MySQL.Port, App: slices.Clone(cl.Nodes[:2])}
-	if raw.DNS == nil || raw.Architecture != "type2" {
-		return t, nil
+	if raw.DNS != nil && raw.Architecture == "type2" {
+		// The name servers are nodes the engine connects to: appended to
+		// cl.Nodes once (a tier is decoded more than once), as stacks/hsts
+		// does with its load balancers.
+		t.DNS = &raw.DNS.DNS
+		servers, err := config.DecodeNodes(cl.Value.LookupPath(cue.ParsePath("dns.servers")))
+		if err != nil {
+			return nil, fmt.Errorf("decoding dns.servers: %v", err)
+		}
+		t.DNS.Servers = servers
+		cl.AddNodes(servers)
 	}
-	// The name servers are nodes the engine connects to: appended to
-	// cl.Nodes once (a tier is decoded more than once), as stacks/hsts
-	// does with its load balancers.
-	t.DNS = &raw.DNS.DNS
-	servers, err := config.DecodeNodes(cl.Value.LookupPath(cue.ParsePath("dns.servers")))
-	if err != nil {
-		return nil, fmt.Errorf("decoding dns.servers: %v", err)
+	if cl.Value.LookupPath(cue.ParsePath("loadBalancer.nodes")).Exists() {
+		lbs, err := lb.Decode(cl, "loadBalancer.nodes")
+		if err != nil {
+			return nil, err
+		}
+		t.LoadBalancers = lbs
 	}
-	t.DNS.Servers = servers
-	cl.AddNodes(servers)
 	return t, nil
 }
 
@@ -142,8 +152,11 @@ type Live struct {
 func (s *system) Guess() map[string]any { return map[string]any{"active": s.t.Active} }
 
 // Needs: ACM's status file and the active-only units' states, on the app
-// nodes.
+// nodes; a load balancer's addresses (who holds the VIP).
 func (s *system) Needs(n engine.NodeSpec) modules.Needs {
+	if lb.Is(s.t.LoadBalancers, n.Name) {
+		return lb.Needs(s.t.VIP)
+	}
 	if !s.t.isApp(n.Name) {
 		return modules.Needs{}
 	}
@@ -226,7 +239,8 @@ func (t *Tier) Misplaced(active string, facts map[string]*engine.Facts) []string
 	return bad
 }
 
-// Observe reads the active node and checks the placement.
+// Observe reads the active node and checks the placement; with load
+// balancers, which one holds the VIP.
 func (s *system) Observe(facts map[string]*engine.Facts) (engine.Observation, error) {
 	live, err := s.t.LiveActive(facts)
 	if err != nil {
@@ -246,7 +260,12 @@ func (s *system) Observe(facts map[string]*engine.Facts) (engine.Observation, er
 	} else {
 		sum += " (bootstrap: no ACM status yet)"
 	}
-	return engine.Observation{Inputs: in, Live: b, Summary: sum}, nil
+	obs := engine.Observation{Inputs: in, Live: b, Summary: sum}
+	// The VIP's holder: live state, shown, never rendered from.
+	if len(s.t.LoadBalancers) > 0 {
+		lb.ObserveHolder(facts, s.t.VIP, s.t.LoadBalancers, "loadBalancer.vrrp.unicast", &obs)
+	}
+	return obs, nil
 }
 
 // Stale says the active node moved since a saved plan was made.
