@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +173,7 @@ func TestSharesType2(t *testing.T) {
 	}
 
 	t.Run("failover", func(t *testing.T) { sharesFailover(t, l, dir) })
+	t.Run("retry", func(t *testing.T) { sharesRetry(t, l) })
 }
 
 // sharesRotation asks node3's NSD for the round-robin FQDN 100 times over
@@ -200,43 +207,127 @@ func sharesRotation(t *testing.T, l *lab.Lab) {
 	}
 }
 
-// sharesFailover stops the active node's services as its death would
-// (ACM and MariaDB killed: the status ages, MySQL stops answering) and
-// times how long until node2 is active and serves MySQL.
+// sharesFailover runs the failover drill, hastack check -failover: it
+// kills node1's ACM and mariadbd and stops its units, times node2 becoming
+// active, taking commits and answering HTTPS, checks that no row its
+// client committed before and after is lost, and brings node1 back
+// passive. Then the plan is empty for ACM's node2: no drift, not moved
+// back.
 func sharesFailover(t *testing.T, l *lab.Lab, dir string) {
-	start := time.Now()
-	for _, u := range []string{"acm", "mariadb"} {
-		if _, err := l.Exec(t.Context(), "node1", "systemctl", "stop", u); err != nil {
-			t.Fatal(err)
+	env := map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}
+	if code, out := runHastack(t, l.Dir, dir, env, "check", "-drill", "nope"); code != 1 || !strings.Contains(out, "FAIL drill nope: the shares web tier's stack has no such drill (it has failover)") {
+		t.Errorf("check -drill nope exited %d, want 1 naming the unknown drill", code)
+	}
+	code, out := runHastack(t, l.Dir, dir, env, "check", "-failover")
+	if code != 0 {
+		t.Fatalf("check -failover exited %d", code)
+	}
+	var figures []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "drill failover: ") {
+			figures = append(figures, line)
 		}
 	}
-	var took time.Duration
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if b, err := l.Exec(t.Context(), "node2", "mariadb", "-N", "-e", "select 1"); err == nil && strings.TrimSpace(string(b)) == "1" {
-			took = time.Since(start)
-			break
+	t.Logf("the drill's figures:\n%s", strings.Join(figures, "\n"))
+	for _, re := range []string{
+		`drill failover: node2 active in ACM's status after \d+\.\d s \(ACM: expiry 4 s, refresh 1 s\)`,
+		`drill failover: node2's MariaDB took a commit after \d+\.\d s`,
+		`drill failover: node2 answered HTTPS after \d+\.\d s`,
+		`drill failover: node2 serves after \d+\.\d s`,
+		`drill failover: rows committed \d+ \(\d+ on node1 before the kill, \d+ on node2 after\), found \d+, lost 0, in doubt [01]\n`,
+		`drill failover: node1 back: passive, node2 still active \(ACM\)`,
+		`webtier web: OK`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("check -failover does not print %s", re)
 		}
 	}
-	if took == 0 {
-		t.Fatal("node2 did not serve MySQL within 60 s of node1's ACM and MariaDB stopping")
+	// At least the 10 rows the drill waits for before the kill, and its
+	// first commit on node2 and 10 more after.
+	m := regexp.MustCompile(`\((\d+) on node1 before the kill, (\d+) on node2 after\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no row counts")
 	}
-	t.Logf("node2 serves MySQL %.1fs after node1's ACM and MariaDB stopped (expiry 4 s, refresh 1 s)", took.Seconds())
-	// node1 still runs cron and the other active-only units: its ACM is
-	// gone. A restarted ACM finds node2 active and stops them.
-	if _, err := l.Exec(t.Context(), "node1", "systemctl", "start", "acm"); err != nil {
-		t.Fatal(err)
+	if before, _ := strconv.Atoi(m[1]); before < 10 {
+		t.Errorf("%d rows committed on node1 before the kill, want at least 10", before)
 	}
-	var got1 []string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if got1 = sharesRunning(t, l, "node1"); len(got1) == len(sharesBoth) {
-			break
-		}
+	if after, _ := strconv.Atoi(m[2]); after != 11 {
+		t.Errorf("%d rows committed on node2 after the kill, want 11", after)
 	}
-	if want := slices.Sorted(slices.Values(sharesBoth)); !slices.Equal(got1, want) {
-		t.Errorf("node1 back as passive runs %v, want %v", got1, want)
+	if b, _ := l.Exec(t.Context(), "node2", "mariadb", "-N", "-e", "show databases like 'hastack_drill'"); strings.TrimSpace(string(b)) != "" {
+		t.Errorf("the drill's database is left behind: %q", b)
 	}
-	code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, "plan", "-detailed-exitcode")
+	if got, want := sharesRunning(t, l, "node1"), slices.Sorted(slices.Values(sharesBoth)); !slices.Equal(got, want) {
+		t.Errorf("node1 back as passive runs %v, want %v", got, want)
+	}
+	code, out = runHastack(t, l.Dir, dir, env, "plan", "-detailed-exitcode")
 	if code != 0 || !strings.Contains(out, "active node2 (named by ACM)") {
 		t.Errorf("plan after the failover exited %d, want 0 for ACM's node2 (no drift, not moved back)", code)
+	}
+}
+
+// sharesRetry is type 2's "one node down": a transfer client that honours
+// the TTL (it keeps its answer that long, as behind a caching resolver)
+// and retries the address on top reaches the healthy node within TTL +
+// retry. The worst case is set up: the client's answer puts node1 first,
+// and node1 goes down (it drops the client's packets) right after. The
+// client connects to the node's HTTPS port (nothing listens on the
+// transfer ports in the lab) and asks which node answered.
+func sharesRetry(t *testing.T, l *lab.Lab) {
+	const retry = time.Second // each attempt's connect timeout: a dropped SYN costs it
+	c, err := l.DialContext(t.Context(), "udp", l.Nodes[2].IP+":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id := uint16(1000)
+	resolve := func() shares.Answer {
+		t.Helper()
+		id++
+		a, err := shares.QueryA(c, sharesFQDN, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := resolve()
+	for a.Addrs[0] != l.Nodes[0].IP {
+		a = resolve()
+	}
+	got := time.Now()
+	drop := []string{"INPUT", "-s", l.ControllerIP, "-j", "DROP"}
+	if out, err := l.Exec(t.Context(), "node1", append([]string{"iptables", "-I"}, drop...)...); err != nil {
+		t.Fatalf("iptables: %v: %s", err, out)
+	}
+	defer l.Exec(context.Background(), "node1", append([]string{"iptables", "-D"}, drop...)...)
+	start := time.Now()
+	attempts, reached := 0, ""
+	for time.Since(start) < 3*(sharesTTL*time.Second+retry) && reached == "" {
+		if time.Since(got) >= sharesTTL*time.Second {
+			a, got = resolve(), time.Now()
+		}
+		attempts++
+		ctx, cancel := context.WithTimeout(t.Context(), retry)
+		if conn, err := l.DialContext(ctx, "tcp", a.Addrs[0]+":443"); err == nil {
+			tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) // the nodes' self-signed certificates
+			tc.SetDeadline(time.Now().Add(retry))
+			fmt.Fprintf(tc, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", sharesFQDN)
+			if b, err := io.ReadAll(tc); err == nil && bytes.HasPrefix(b, []byte("HTTP/1.1 200")) {
+				reached = string(b[bytes.LastIndex(b, []byte("\r\n\r\n"))+4:])
+			}
+			conn.Close()
+		}
+		cancel()
+		if reached == "" {
+			time.Sleep(time.Until(start.Add(time.Duration(attempts) * retry))) // one attempt per retry
+		}
+	}
+	took := time.Since(start)
+	t.Logf("node1 down: the client reached %q %.1fs later, %d attempts (TTL %d s, retry %s; its answer had node1 first)", strings.TrimSpace(reached), took.Seconds(), attempts, sharesTTL, retry)
+	if strings.TrimSpace(reached) != "node2" {
+		t.Fatalf("the retrying client reached %q, want node2", reached)
+	}
+	if bound := sharesTTL*time.Second + retry + 500*time.Millisecond; took > bound {
+		t.Errorf("the retrying client took %.1fs to reach node2, want at most TTL + retry (%s, with 0.5 s for the query)", took.Seconds(), bound)
 	}
 }

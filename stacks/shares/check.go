@@ -15,22 +15,19 @@ import (
 
 // Check verifies the running tier (hastack check): ACM's status names
 // exactly one node, that node runs every active-only unit, the other runs
-// none, and both run the active/active units; type 2: every name server
+// none, and both run the active/active units; both pass the load
+// balancer's health check (check_lb.go); type 2: every name server
 // answers the round-robin set, in rotation, with the config's TTL
-// (checkDNS). Retried until req.Wait. Not yet: the load balancer's view.
+// (checkDNS). Retried until req.Wait. Then the drills asked for
+// (drill.go), only when the checks pass; an unknown drill is a failure.
 func (s *system) Check(ctx context.Context, req engine.CheckRequest) bool {
 	deadline := time.Now().Add(req.Wait)
+	var problems []string
+	var report, active string
 	for {
-		problems, report := s.checkOnce(ctx, req)
+		problems, report, active = s.checkOnce(ctx, req)
 		if len(problems) == 0 || time.Now().After(deadline) {
-			fmt.Fprint(req.Out, report)
-			for _, p := range problems {
-				fmt.Fprintf(req.Out, "FAIL %s\n", p)
-			}
-			if len(problems) == 0 {
-				fmt.Fprintf(req.Out, "webtier %s: OK\n", s.t.Name)
-			}
-			return len(problems) == 0
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -38,9 +35,40 @@ func (s *system) Check(ctx context.Context, req engine.CheckRequest) bool {
 		case <-time.After(time.Second):
 		}
 	}
+	fmt.Fprint(req.Out, report)
+	for _, d := range req.Drills {
+		if !slices.Contains(Drills, d) {
+			problems = append(problems, fmt.Sprintf("drill %s: the %s web tier's stack has no such drill (it has %s)", d, s.t.Product, strings.Join(Drills, ", ")))
+		}
+	}
+	if slices.Contains(req.Drills, "failover") {
+		if len(problems) > 0 {
+			problems = append(problems, "drill failover: not run: the tier is not healthy")
+		} else {
+			f, err := s.drillFailover(ctx, req, active)
+			switch {
+			case err != nil:
+				problems = append(problems, "drill failover: "+err.Error())
+				if f != nil && len(f.Lost) > 0 {
+					problems = append(problems, f.lostProblem())
+				}
+			default:
+				problems = append(problems, f.Problems()...)
+			}
+		}
+	}
+	for _, p := range problems {
+		fmt.Fprintf(req.Out, "FAIL %s\n", p)
+	}
+	if len(problems) == 0 {
+		fmt.Fprintf(req.Out, "webtier %s: OK\n", s.t.Name)
+	}
+	return len(problems) == 0
 }
 
-func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (problems []string, report string) {
+// checkOnce runs the checks once; active is the node ACM's status names
+// ("" unless exactly one).
+func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (problems []string, report, active string) {
 	units := append(slices.Clone(BothNodes), ActiveOnly...)
 	var b strings.Builder
 	actives := map[string]bool{}
@@ -72,11 +100,11 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 	if s.t.DNS != nil {
 		problems = append(problems, s.checkDNS(ctx, req, &b)...)
 	}
+	problems = append(problems, s.checkBalancerProbe(ctx, req, &b)...)
 	if len(actives) != 1 {
 		problems = append(problems, fmt.Sprintf("ACM's status names %d active nodes as read from the nodes, want exactly one", len(actives)))
-		return problems, b.String()
+		return problems, b.String(), ""
 	}
-	var active string
 	for a := range actives {
 		active = a
 	}
@@ -97,7 +125,7 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 			}
 		}
 	}
-	return problems, b.String()
+	return problems, b.String(), active
 }
 
 // DNSQueries is how many times check asks each name server.

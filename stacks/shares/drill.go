@@ -1,0 +1,289 @@
+package shares
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/modules"
+)
+
+// Drills are this stack's drills, by -drill name.
+var Drills = []string{"failover"}
+
+// DrillDB is the drill's own database on the tier's MariaDB: created at
+// the start (dropped first, if an interrupted drill left it), dropped at
+// the end. The application's databases are never written.
+const DrillDB = "hastack_drill"
+
+// FailoverFigures are what the failover drill measured, from the moment
+// the kill began.
+type FailoverFigures struct {
+	Old, New  string
+	Kill      time.Duration // how long the kill command took
+	ACM       time.Duration // the new node named active in ACM's status
+	MySQL     time.Duration // the new node's MariaDB took a commit
+	Web       time.Duration // the new node answered an HTTPS GET
+	Serves    time.Duration // all three
+	Committed []int         // rows the client saw committed, before and after
+	Before    int           // of which on the old node, before the kill
+	Found     []int         // rows in the table after the failover
+	Lost      []int         // committed, not found
+	InDoubt   []int         // found, but their commit's answer was lost (the kill)
+	Passive   bool          // the old node back, passive
+}
+
+// LostRows compares the rows a client saw committed with the rows found
+// afterwards: lost are committed and missing (the drill fails on any),
+// inDoubt are found but not seen committed (the answer of a commit in
+// flight at the kill was lost; the row may rightly exist).
+func LostRows(committed, found []int) (lost, inDoubt []int) {
+	for _, r := range committed {
+		if !slices.Contains(found, r) {
+			lost = append(lost, r)
+		}
+	}
+	for _, r := range found {
+		if !slices.Contains(committed, r) {
+			inDoubt = append(inDoubt, r)
+		}
+	}
+	return lost, inDoubt
+}
+
+// Problems are the drill's failures from its figures.
+func (f *FailoverFigures) Problems() []string {
+	var p []string
+	if len(f.Lost) > 0 {
+		p = append(p, f.lostProblem())
+	}
+	if len(f.Committed) == 0 || f.Before == 0 || f.Before == len(f.Committed) {
+		p = append(p, fmt.Sprintf("drill failover: the client committed %d rows, %d before the kill: the row check needs rows on both sides", len(f.Committed), f.Before))
+	}
+	if !f.Passive {
+		p = append(p, fmt.Sprintf("drill failover: %s, back, is not passive", f.Old))
+	}
+	return p
+}
+
+func (f *FailoverFigures) lostProblem() string {
+	return fmt.Sprintf("drill failover: %d committed rows lost (seq %s)", len(f.Lost), ints(f.Lost))
+}
+
+func ints(a []int) string {
+	s := make([]string, len(a))
+	for i, v := range a {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, " ")
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s" }
+
+// Write prints the figures.
+func (f *FailoverFigures) Write(b io.Writer, t *Tier) {
+	fmt.Fprintf(b, "drill failover: %s killed (ACM and mariadbd SIGKILL, its units stopped) in %s\n", f.Old, secs(f.Kill))
+	fmt.Fprintf(b, "drill failover: %s active in ACM's status after %s (ACM: expiry %d s, refresh %d s)\n", f.New, secs(f.ACM), t.ExpiryS, t.RefreshS)
+	fmt.Fprintf(b, "drill failover: %s's MariaDB took a commit after %s\n", f.New, secs(f.MySQL))
+	fmt.Fprintf(b, "drill failover: %s answered HTTPS after %s\n", f.New, secs(f.Web))
+	fmt.Fprintf(b, "drill failover: %s serves after %s\n", f.New, secs(f.Serves))
+	fmt.Fprintf(b, "drill failover: rows committed %d (%d on %s before the kill, %d on %s after), found %d, lost %d, in doubt %d\n",
+		len(f.Committed), f.Before, f.Old, len(f.Committed)-f.Before, f.New, len(f.Found), len(f.Lost), len(f.InDoubt))
+}
+
+// sqlOn runs statements with the mariadb client on h, as root over the
+// server's socket (no password on a command line), batch output.
+func sqlOn(ctx context.Context, h host.Host, stmts string) (string, error) {
+	res, err := h.Run(ctx, "mariadb -N -B -e "+modules.Quote(stmts), nil)
+	if err != nil {
+		return "", err
+	}
+	if res.Code != 0 {
+		return "", fmt.Errorf("mariadb: exit %d: %s", res.Code, strings.TrimSpace(string(res.Stderr)))
+	}
+	return string(res.Stdout), nil
+}
+
+// commit inserts row seq, autocommitted: the client counts it committed
+// once the statement returned success.
+func commit(ctx context.Context, h host.Host, seq int) error {
+	_, err := sqlOn(ctx, h, fmt.Sprintf("INSERT INTO %s.commits (seq, server) VALUES (%d, @@hostname)", DrillDB, seq))
+	return err
+}
+
+// KillCommand kills a node's part of the tier as its death would, with
+// what hastack can do as root over SSH: ACM and mariadbd get SIGKILL (no
+// handover, no clean shutdown: committed rows survive by InnoDB's redo
+// log alone), then every unit of the tier is stopped, so neither systemd
+// (mariadb.service's Restart=on-abort) nor anything else brings one back
+// while the node plays dead.
+func KillCommand() string {
+	units := append(append([]string{"acm"}, ActiveOnly...), BothNodes...)
+	return "pkill -KILL -x acm; pkill -KILL -x mariadbd; pkill -KILL -x mysqld; systemctl stop " + strings.Join(units, " ")
+}
+
+// drillFailover kills ACM's active node, measures how long until the
+// passive one is active in ACM's status, takes commits on its MariaDB and
+// answers HTTPS, while a client commits rows before and after and checks
+// none is lost; then the old node returns (its units started) and must
+// stay passive. It needs the tier healthy (Check runs it only then).
+func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, active string) (*FailoverFigures, error) {
+	t := s.t
+	var oldN, newN = t.App[0], t.App[1]
+	if active == newN.Name {
+		oldN, newN = newN, oldN
+	}
+	oldH, newH := req.Hosts[oldN.Name], req.Hosts[newN.Name]
+	f := &FailoverFigures{Old: oldN.Name, New: newN.Name}
+	out := func(format string, a ...any) {
+		fmt.Fprintf(req.Out, "drill failover: "+format+"\n", a...)
+	}
+
+	v, err := sqlOn(ctx, oldH, fmt.Sprintf("DROP DATABASE IF EXISTS %[1]s; CREATE DATABASE %[1]s; CREATE TABLE %[1]s.commits (seq INT PRIMARY KEY, server VARCHAR(255) NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB; SELECT @@innodb_flush_log_at_trx_commit", DrillDB))
+	if err != nil {
+		return nil, fmt.Errorf("creating the drill's table on %s: %v", oldN.Name, err)
+	}
+	out("table %s.commits on %s (innodb_flush_log_at_trx_commit=%s)", DrillDB, oldN.Name, strings.TrimSpace(v))
+
+	// The client: commits on the old node until the kill, then on the new
+	// one once it takes them.
+	var mu sync.Mutex
+	seq := 0
+	next := func() int { mu.Lock(); defer mu.Unlock(); seq++; return seq }
+	record := func(n int) { mu.Lock(); f.Committed = append(f.Committed, n); mu.Unlock() }
+	wctx, stopWriter := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for wctx.Err() == nil {
+			n := next()
+			if commit(wctx, oldH, n) == nil {
+				record(n)
+			} else {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		enough := len(f.Committed) >= 10
+		mu.Unlock()
+		if enough {
+			break
+		}
+		if time.Now().After(deadline) {
+			stopWriter()
+			<-done
+			return f, fmt.Errorf("the client committed %d rows on %s in 10 s, want 10 before the kill", len(f.Committed), oldN.Name)
+		}
+	}
+
+	start := time.Now()
+	out("killing %s: %s", oldN.Name, KillCommand())
+	res, err := oldH.Run(ctx, KillCommand(), nil)
+	f.Kill = time.Since(start)
+	stopWriter()
+	<-done
+	f.Before = len(f.Committed)
+	if err != nil {
+		return f, fmt.Errorf("killing %s: %v", oldN.Name, err)
+	}
+	if res.Code != 0 {
+		return f, fmt.Errorf("killing %s: exit %d: %s", oldN.Name, res.Code, strings.TrimSpace(string(res.Stderr)))
+	}
+
+	// Wait for the new node: ACM's status, a commit, an HTTPS answer.
+	hc, _ := t.healthCheck()
+	path := hc.Path
+	if hc.Kind != "http" || path == "" {
+		path = "/"
+	}
+	bound := time.Duration(t.ExpiryS+2*t.RefreshS)*time.Second + 90*time.Second // + MariaDB's crash recovery
+	for deadline := start.Add(bound); f.Serves == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return f, fmt.Errorf("%s did not serve within %s of the kill (ACM %s, MariaDB %s, HTTPS %s; 0 is not yet)", newN.Name, secs(bound), secs(f.ACM), secs(f.MySQL), secs(f.Web))
+		}
+		if f.ACM == 0 {
+			if r, err := newH.Run(ctx, "cat "+modules.Quote(t.StatusFile()), nil); err == nil {
+				if st, err := ParseStatus(r.Stdout); err == nil && st.Active == newN.Name {
+					f.ACM = time.Since(start)
+				}
+			}
+		}
+		if f.MySQL == 0 {
+			n := next()
+			if commit(ctx, newH, n) == nil {
+				f.MySQL = time.Since(start)
+				record(n)
+			}
+		}
+		if f.Web == 0 {
+			if d, ok := newH.(host.Dialer); ok {
+				wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				if c, err := d.DialTCP(wctx, fmt.Sprintf("%s:%d", newN.IP, hc.Port)); err == nil {
+					if _, err := HTTPSGet(wctx, c, newN.IP, path); err == nil {
+						f.Web = time.Since(start)
+					}
+					c.Close()
+				}
+				cancel()
+			}
+		}
+		if f.ACM > 0 && f.MySQL > 0 && f.Web > 0 {
+			f.Serves = max(f.ACM, f.MySQL, f.Web)
+		}
+	}
+
+	// More rows after, then what the table holds.
+	for range 10 {
+		n := next()
+		if err := commit(ctx, newH, n); err != nil {
+			return f, fmt.Errorf("committing row %d on %s after the failover: %v", n, newN.Name, err)
+		}
+		record(n)
+	}
+	rows, err := sqlOn(ctx, newH, "SELECT seq FROM "+DrillDB+".commits ORDER BY seq")
+	if err != nil {
+		return f, fmt.Errorf("reading the drill's rows on %s: %v", newN.Name, err)
+	}
+	for _, l := range strings.Fields(rows) {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return f, fmt.Errorf("reading the drill's rows on %s: %q", newN.Name, l)
+		}
+		f.Found = append(f.Found, n)
+	}
+	f.Lost, f.InDoubt = LostRows(f.Committed, f.Found)
+	if _, err := sqlOn(ctx, newH, "DROP DATABASE "+DrillDB); err != nil {
+		out("dropping %s on %s: %v (drop it by hand)", DrillDB, newN.Name, err)
+	}
+	f.Write(req.Out, t)
+
+	// The old node returns: its units of both nodes and ACM started as
+	// the stack has them; ACM finds the peer active and stays passive.
+	units := append(slices.Clone(BothNodes), "acm")
+	if res, err := oldH.Run(ctx, "systemctl start "+strings.Join(units, " "), nil); err != nil || res.Code != 0 {
+		return f, fmt.Errorf("starting %s on %s again: %v %s", strings.Join(units, " "), oldN.Name, err, res.Stderr)
+	}
+	back := time.Now()
+	// Passive: the checks pass with the new node active (the old one runs
+	// none of the active-only units), a few of ACM's cycles in a row.
+	for deadline := back.Add(time.Duration(3*t.RefreshS)*time.Second + 30*time.Second); ; time.Sleep(time.Second) {
+		problems, _, act := s.checkOnce(ctx, req)
+		if len(problems) == 0 && act == newN.Name && time.Since(back) > time.Duration(2*t.RefreshS)*time.Second {
+			f.Passive = true
+			out("%s back: passive, %s still active (ACM), checked %s after its start", oldN.Name, newN.Name, secs(time.Since(back)))
+			return f, nil
+		}
+		if time.Now().After(deadline) {
+			return f, fmt.Errorf("%s back: not passive with %s active within %s: %s", oldN.Name, newN.Name, secs(time.Since(back)), strings.Join(problems, "; "))
+		}
+	}
+}
