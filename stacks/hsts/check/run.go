@@ -14,7 +14,7 @@ import (
 func init() { hsts.RegisterCheck(run) }
 
 // Drills are the drills this stack's check runs, by -drill name.
-var Drills = []string{"replication", "failover"}
+var Drills = []string{"replication", "failover", "bearer"}
 
 // run is hastack check on one cluster: the health checks (retried for
 // req.Wait), then the drills asked for, replication first; the failover
@@ -39,6 +39,9 @@ func run(ctx context.Context, cl *hsts.Cluster, req engine.CheckRequest) bool {
 		if err != nil {
 			r = append(r, Result{Node: d.OldPrimary, Check: "failover", Detail: err.Error()})
 		}
+	}
+	if r.OK() && slices.Contains(req.Drills, "bearer") && (len(drills) == 0 || drills.OK()) {
+		drills = append(drills, c.BearerDrill(ctx)...) // bearer.go
 	}
 	r = append(r, drills...)
 	r = append(r, c.FrontendWait(ctx, req.Wait-time.Since(start))...) // frontend.go
