@@ -30,8 +30,10 @@ clusters: transfer: hsts.#Cluster & {
 	primary: "node1"
 	users: transfer: ["xfer"]
 	users: ids: xfer: {uid: 3001, gid: 3002}
+	secrets: hostKey: env: "HASTACK_TEST_HOSTKEY"
 	frontend: {
-		vip: "10.0.0.2"
+		vip:     "10.0.0.2"
+		hostKey: "hostKey"
 		loadBalancers: [
 			{name: "lb1", ip: "10.0.0.21", priority: 150},
 			{name: "lb2", ip: "10.0.0.22", priority: 100},

@@ -3,13 +3,19 @@ package check
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
+	"hastack.dev/hastack/stacks/hsts"
 )
 
 // Frontend checks what a front end needs (docs/frontend.md): behind one
@@ -61,6 +67,8 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 		r = append(r, Result{Node: node, Check: check, OK: ok, Detail: fmt.Sprintf(format, args...)})
 	}
 	confs := map[string][]string{} // aspera.conf <server> section → nodes
+	keys := c.transferKeys()
+	prints := map[string][]string{} // transfer host key fingerprint → nodes
 	var holders []string
 	for _, a := range nodes {
 		if a.err != nil {
@@ -112,6 +120,10 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 			add(a.node, "transfer-ids", false, "%s", strings.Join(bad, "; "))
 		}
 		confs[a.secs["server"].body] = append(confs[a.secs["server"].body], a.node)
+		if fp, ok := keys.hostKeyResult(a.node, a.secs, add); ok {
+			prints[fp] = append(prints[fp], a.node)
+		}
+		keys.tokenKeyResult(a.node, a.secs["server"].body, add)
 	}
 	switch len(holders) {
 	case 1:
@@ -121,6 +133,7 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 	default:
 		add("", "vip", false, "the VIP %s is on %s at once: the load balancers do not hear each other", f.VIP, strings.Join(holders, " and "))
 	}
+	keys.hostKeysResult(prints, len(c.Cluster.Nodes), add)
 	if len(confs) == 1 {
 		add("", "aspera.conf", true, "the <server> section of aspera.conf is the same on the %d nodes", len(c.Cluster.Nodes))
 	} else if len(confs) > 1 {
@@ -147,6 +160,11 @@ func (c *Checker) idsScript(b string) string {
 	var s strings.Builder
 	for i, u := range c.Cluster.Users.Transfer {
 		fmt.Fprintf(&s, "echo '%s user%d'\ngetent passwd %s | cut -d: -f1,3,4\n", b, i, modules.Quote(u))
+	}
+	if name, _ := c.Cluster.TransferSecrets(); name != "" {
+		// ssh-keygen derives the public key from the private one; it
+		// prints only the fingerprint.
+		fmt.Fprintf(&s, "echo '%s hostkey'\nssh-keygen -lf %s 2>&1\n", b, hsts.TransferHostKeyFile)
 	}
 	fmt.Fprintf(&s, "echo '%s server'\nsed -n '/<server>/,/<\\/server>/p' /opt/aspera/etc/aspera.conf 2>&1\n", b)
 	fmt.Fprintf(&s, "echo '%s end'\n", b)
@@ -211,4 +229,120 @@ func (c *Checker) FrontendWait(ctx context.Context, wait time.Duration) Report {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// transferKeys is what the check compares each node's transfer host key
+// and token key with: the fingerprint and the hash of the configured
+// secrets, computed here. Neither key is ever printed.
+type transferKeys struct {
+	hostName, tokenName string
+	fingerprint         string // "SHA256:...", "" when the secret is unusable
+	hostErr             string // why it is unusable
+	tokenHash           [32]byte
+	tokenErr            string
+}
+
+func (c *Checker) transferKeys() transferKeys {
+	var k transferKeys
+	k.hostName, k.tokenName = c.Cluster.TransferSecrets()
+	if k.hostName != "" {
+		k.fingerprint, k.hostErr = fingerprintOf(c.Secret, k.hostName)
+	}
+	if k.tokenName != "" {
+		if v, ok := c.Secret.Named(k.tokenName); ok {
+			k.tokenHash = sha256.Sum256([]byte(xmlEscape(v.Value())))
+		} else {
+			k.tokenErr = "the secret " + k.tokenName + " was not read"
+		}
+	}
+	return k
+}
+
+// fingerprintOf is the SHA256 fingerprint of the named secret's private
+// key, as ssh-keygen -l prints it.
+func fingerprintOf(sec secret.Secret, name string) (string, string) {
+	v, ok := sec.Named(name)
+	if !ok {
+		return "", "the secret " + name + " was not read"
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(v.Value() + "\n"))
+	if err != nil {
+		// The parser's error is not printed: it might quote the key.
+		return "", "the secret " + name + " is not an unencrypted OpenSSH private key"
+	}
+	return ssh.FingerprintSHA256(signer.PublicKey()), ""
+}
+
+// hostKeyResult adds node's host-key result and returns its fingerprint.
+func (k transferKeys) hostKeyResult(node string, secs map[string]section, add func(node, check string, ok bool, format string, args ...any)) (string, bool) {
+	if k.hostName == "" {
+		return "", false
+	}
+	out := strings.TrimSpace(secs["hostkey"].body)
+	f := strings.Fields(out)
+	if len(f) < 2 || !strings.HasPrefix(f[1], "SHA256:") {
+		add(node, "host-key", false, "%s: no transfer host key: %s", hsts.TransferHostKeyFile, keyLine(out))
+		return "", false
+	}
+	fp := f[1]
+	switch {
+	case k.fingerprint == "":
+		add(node, "host-key", false, "%s is %s; %s", hsts.TransferHostKeyFile, fp, k.hostErr)
+	case fp != k.fingerprint:
+		add(node, "host-key", false, "%s is %s, not the secret %s's %s: clients behind the VIP see another key on this node", hsts.TransferHostKeyFile, fp, k.hostName, k.fingerprint)
+	default:
+		add(node, "host-key", true, "the transfer host key is the secret %s's: %s", k.hostName, fp)
+	}
+	return fp, true
+}
+
+// hostKeysResult adds the cluster-wide host-keys result: one fingerprint
+// on every node.
+func (k transferKeys) hostKeysResult(prints map[string][]string, nodes int, add func(node, check string, ok bool, format string, args ...any)) {
+	if k.hostName == "" || len(prints) == 0 {
+		return
+	}
+	if len(prints) == 1 {
+		for fp, ns := range prints {
+			add("", "host-keys", len(ns) == nodes, "one transfer host key on %d of %d nodes: %s", len(ns), nodes, fp)
+		}
+		return
+	}
+	var groups []string
+	for fp, ns := range prints {
+		groups = append(groups, strings.Join(ns, ", ")+" "+fp)
+	}
+	sort.Strings(groups)
+	add("", "host-keys", false, "the nodes serve different transfer host keys: %s", strings.Join(groups, " | "))
+}
+
+// tokenKeyResult compares the token_encryption_key of node's <server>
+// section with the secret's, by hash.
+func (k transferKeys) tokenKeyResult(node, server string, add func(node, check string, ok bool, format string, args ...any)) {
+	if k.tokenName == "" {
+		return
+	}
+	m := tokenKeyRE.FindStringSubmatch(server)
+	switch {
+	case k.tokenErr != "":
+		add(node, "token-key", false, "%s", k.tokenErr)
+	case m == nil:
+		add(node, "token-key", false, "aspera.conf has no token_encryption_key")
+	case sha256.Sum256([]byte(strings.TrimSpace(m[1]))) != k.tokenHash:
+		add(node, "token-key", false, "token_encryption_key is not the secret %s's: a token made on another node does not decrypt here", k.tokenName)
+	default:
+		add(node, "token-key", true, "token_encryption_key is the secret %s's", k.tokenName)
+	}
+}
+
+var tokenKeyRE = regexp.MustCompile(`<token_encryption_key>(.*?)</token_encryption_key>`)
+
+// xmlEscape is how asconfigurator writes a value into aspera.conf.
+func xmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func keyLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return cmp.Or(l, "(nothing)")
 }

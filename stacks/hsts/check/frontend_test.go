@@ -2,11 +2,18 @@ package check
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"strings"
 	"testing"
 
+	"cuelang.org/go/cue/cuecontext"
+	"golang.org/x/crypto/ssh"
+
 	"hastack.dev/hastack/engine/config"
 	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/stacks/hsts"
 )
 
@@ -85,5 +92,99 @@ func TestFrontendCheck(t *testing.T) {
 	}
 	if r := (&Checker{Cluster: testCluster()}).Frontend(context.Background()); r != nil {
 		t.Errorf("a cluster without a front end: %v", r)
+	}
+}
+
+// testHostKey is a fresh ed25519 private key in OpenSSH format and its
+// fingerprint.
+func testHostKey(t *testing.T) (string, string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(pem.EncodeToMemory(blk))), ssh.FingerprintSHA256(signer.PublicKey())
+}
+
+// The transfer host key and the token key (seed 000's identical configs):
+// every node's key file has the configured secret's fingerprint, and its
+// aspera.conf the secret's token_encryption_key; a node that differs is
+// named, and neither key is printed.
+func TestFrontendCheckKeys(t *testing.T) {
+	key, fp := testHostKey(t)
+	_, otherFP := testHostKey(t)
+	const token = "tok-<&>-8d1e55aa90c3"
+	withKeys := func(m map[string]map[string]string) *Checker {
+		c := frontendChecker(m)
+		c.Cluster.Cluster.Value = cuecontext.New().CompileString(`frontend: hostKey: "hostKey"
+bearerToken: encryptionKey: "tokenKey"`)
+		c.Secret = secret.Secret{}.WithNamed("hostKey", secret.New(key)).WithNamed("tokenKey", secret.New(token))
+		return c
+	}
+	ok := func() map[string]map[string]string {
+		m := frontendOK()
+		for _, n := range []string{"node1", "node2", "node3"} {
+			m[n]["hostkey"] = "256 " + fp + " root@node (ED25519)\n"
+			m[n]["server"] = "  <server>\n    <token_encryption_key>tok-&lt;&amp;&gt;-8d1e55aa90c3</token_encryption_key>\n  </server>\n"
+		}
+		return m
+	}
+	r := withKeys(ok()).Frontend(context.Background())
+	var b strings.Builder
+	r.Write(&b)
+	if !r.OK() || strings.Count(b.String(), "host-key: the transfer host key is the secret hostKey's: "+fp) != 3 ||
+		!strings.Contains(b.String(), "host-keys: one transfer host key on 3 of 3 nodes: "+fp) ||
+		strings.Count(b.String(), "token-key: token_encryption_key is the secret tokenKey's") != 3 {
+		t.Fatalf("identical keys:\n%s", b.String())
+	}
+	for _, tc := range []struct {
+		name   string
+		break_ func(m map[string]map[string]string)
+		failed string
+		detail string
+	}{
+		{"another key on node2", func(m map[string]map[string]string) {
+			m["node2"]["hostkey"] = "256 " + otherFP + " root@node2 (ED25519)\n"
+		}, "node2: host-key,host-keys", "is " + otherFP + ", not the secret hostKey's " + fp},
+		{"no key on node3", func(m map[string]map[string]string) {
+			m["node3"]["hostkey"] = "/etc/ssh/hastack-transfer/ssh_host_key: No such file or directory\n"
+		}, "node3: host-key,host-keys", "one transfer host key on 2 of 3 nodes"},
+		{"another token key on node1", func(m map[string]map[string]string) {
+			m["node1"]["server"] = "  <server>\n    <token_encryption_key>tok-other-8d1e55aa90c3</token_encryption_key>\n  </server>\n"
+		}, "node1: token-key,aspera.conf", "token_encryption_key is not the secret tokenKey's"},
+		{"no token key on node3", func(m map[string]map[string]string) {
+			m["node3"]["server"] = "  <server>\n  </server>\n"
+		}, "node3: token-key,aspera.conf", "aspera.conf has no token_encryption_key"},
+	} {
+		m := ok()
+		tc.break_(m)
+		r := withKeys(m).Frontend(context.Background())
+		var b strings.Builder
+		r.Write(&b)
+		if r.OK() || strings.Join(r.Failed(), ",") != tc.failed || !strings.Contains(b.String(), tc.detail) {
+			t.Errorf("%s: failed %v, want %s with %q:\n%s", tc.name, r.Failed(), tc.failed, tc.detail, b.String())
+		}
+		for _, v := range append(strings.Split(key, "\n")[1:3], "tok-", "8d1e55aa90c3") {
+			if strings.Contains(b.String(), v) {
+				t.Errorf("%s: the check printed a key: %q", tc.name, v)
+			}
+		}
+	}
+	// A secret that is no private key is a failure that quotes nothing.
+	c := withKeys(ok())
+	c.Secret = c.Secret.WithNamed("hostKey", secret.New("not-a-key-8d1e55aa90c3"))
+	r = c.Frontend(context.Background())
+	b.Reset()
+	r.Write(&b)
+	if r.OK() || !strings.Contains(b.String(), "the secret hostKey is not an unencrypted OpenSSH private key") || strings.Contains(b.String(), "not-a-key") {
+		t.Errorf("a host key secret that is no key:\n%s", b.String())
 	}
 }
