@@ -134,8 +134,14 @@ func KillCommand() string {
 // answers HTTPS, while a client commits rows before and after and checks
 // none is lost; then the old node returns (its units started) and must
 // stay passive. It needs the tier healthy (Check runs it only then).
-func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, active string) (*FailoverFigures, error) {
+func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, active string) (_ *FailoverFigures, err error) {
 	t := s.t
+	stopped := false // the old node's units, between the kill and their start
+	defer func() {
+		if err != nil && stopped {
+			err = fmt.Errorf("%v; the old active node's units are left stopped: hastack check shows the tier, hastack apply starts what ACM's active node needs (the next drill drops %s)", err, DrillDB)
+		}
+	}()
 	var oldN, newN = t.App[0], t.App[1]
 	if active == newN.Name {
 		oldN, newN = newN, oldN
@@ -189,6 +195,7 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 	out("killing %s: %s", oldN.Name, KillCommand())
 	res, err := oldH.Run(ctx, KillCommand(), nil)
 	f.Kill = time.Since(start)
+	stopped = true
 	stopWriter()
 	<-done
 	f.Before = len(f.Committed)
@@ -272,6 +279,7 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 	if res, err := oldH.Run(ctx, "systemctl start "+strings.Join(units, " "), nil); err != nil || res.Code != 0 {
 		return f, fmt.Errorf("starting %s on %s again: %v %s", strings.Join(units, " "), oldN.Name, err, res.Stderr)
 	}
+	stopped = false
 	back := time.Now()
 	// Passive: the checks pass with the new node active (the old one runs
 	// none of the active-only units), a few of ACM's cycles in a row.
