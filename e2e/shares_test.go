@@ -172,6 +172,19 @@ func TestSharesType2(t *testing.T) {
 		t.Errorf("check after apply restored round-robin:\n%s", out)
 	}
 
+	// node2's HTTPS port refused: nginx runs, but the load balancer's
+	// health check (TCP 443) fails, and check names the node.
+	reject := []string{"INPUT", "-p", "tcp", "--dport", "443", "-j", "REJECT"}
+	if out, err := l.Exec(t.Context(), "node2", append([]string{"iptables", "-I"}, reject...)...); err != nil {
+		t.Fatalf("iptables: %v: %s", err, out)
+	}
+	if code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, "check"); code != 1 || !strings.Contains(out, "FAIL node2: fails the load balancer's health check (tcp "+l.Nodes[1].IP+":443)") {
+		t.Errorf("check with node2's port 443 refused exited %d, want 1 naming node2's health check", code)
+	}
+	if out, err := l.Exec(t.Context(), "node2", append([]string{"iptables", "-D"}, reject...)...); err != nil {
+		t.Fatalf("iptables: %v: %s", err, out)
+	}
+
 	t.Run("failover", func(t *testing.T) { sharesFailover(t, l, dir) })
 	t.Run("retry", func(t *testing.T) { sharesRetry(t, l) })
 }
