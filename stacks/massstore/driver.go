@@ -33,15 +33,19 @@ type driver struct{}
 type Stack struct {
 	*config.Cluster
 	Servers   []string
-	Witness   string // "" when there is none
+	Witness   string            // "" when there is none
+	IPs       map[string]string // node name to address (servers and witness)
 	Processes map[string]Process
 	AcceptSBR bool
 	AppPort   int
+	VIP       string // "" when there is none
 }
 
 // Process is one process's placement: instance i runs on Placement[i].
 type Process struct {
-	Placement []string `json:"placement"`
+	Placement  []string `json:"placement"`
+	Capacity   *float64 `json:"capacity"`
+	Throughput *float64 `json:"throughput"`
 }
 
 // Decode reads the stack's settings from cl, which Load has checked.
@@ -49,14 +53,17 @@ func Decode(cl *config.Cluster) (*Stack, error) {
 	var raw struct {
 		Servers []struct {
 			Name string `json:"name"`
+			IP   string `json:"ip"`
 		} `json:"servers"`
 		Witness *struct {
 			Name string `json:"name"`
+			IP   string `json:"ip"`
 		} `json:"witness"`
 		Processes map[string]Process `json:"processes"`
 		AcceptSBR bool               `json:"acceptSplitBrainRisk"`
+		VIP       string             `json:"vip"`
 	}
-	for _, f := range []string{"servers", "witness", "processes", "acceptSplitBrainRisk"} {
+	for _, f := range []string{"servers", "witness", "processes", "acceptSplitBrainRisk", "vip"} {
 		v := cl.Value.LookupPath(cue.ParsePath(f))
 		if !v.Exists() {
 			continue
@@ -69,6 +76,8 @@ func Decode(cl *config.Cluster) (*Stack, error) {
 			err = v.Decode(&raw.Witness)
 		case "processes":
 			err = v.Decode(&raw.Processes)
+		case "vip":
+			err = v.Decode(&raw.VIP)
 		default:
 			err = v.Decode(&raw.AcceptSBR)
 		}
@@ -80,12 +89,14 @@ func Decode(cl *config.Cluster) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processes.app.health.port: %v", err)
 	}
-	s := &Stack{Cluster: cl, Processes: raw.Processes, AcceptSBR: raw.AcceptSBR, AppPort: int(port)}
+	s := &Stack{Cluster: cl, Processes: raw.Processes, AcceptSBR: raw.AcceptSBR, AppPort: int(port), IPs: map[string]string{}, VIP: raw.VIP}
 	for _, sv := range raw.Servers {
 		s.Servers = append(s.Servers, sv.Name)
+		s.IPs[sv.Name] = sv.IP
 	}
 	if raw.Witness != nil {
 		s.Witness = raw.Witness.Name
+		s.IPs[s.Witness] = raw.Witness.IP
 	}
 	return s, nil
 }
@@ -157,8 +168,7 @@ type Result struct {
 // req.Wait has passed, then prints the last round.
 func (sy system) Check(ctx context.Context, req engine.CheckRequest) bool {
 	if len(req.Drills) > 0 {
-		fmt.Fprintf(req.Out, "FAIL  -  drills: the MassStore stack has no drill %s yet (docs/massstore.md)\n", strings.Join(req.Drills, ", "))
-		return false
+		return sy.s.drills(ctx, req)
 	}
 	deadline := time.Now().Add(req.Wait)
 	for {
@@ -196,6 +206,10 @@ func (s *Stack) script(node string) string {
 	if node == s.Witness {
 		return b.String()
 	}
+	if s.VIP != "" {
+		// keepalived adds the VIP as a /32 on the interface (files.cue).
+		fmt.Fprintf(&b, "ip -o -4 addr show 2>/dev/null | grep -qF ' inet '%s/ && echo 'vip held'\n", modules.Quote(s.VIP))
+	}
 	if on(s.Processes["app"].Placement, node) {
 		fmt.Fprintf(&b, "printf 'health %%s\\n' \"$(curl -s -o /dev/null -w '%%{http_code}' -m 3 http://127.0.0.1:%d/health)\"\n", s.AppPort)
 	}
@@ -212,6 +226,7 @@ func (s *Stack) checkOnce(ctx context.Context, hosts map[string]host.Host) []Res
 		voters++
 	}
 	queue := map[string][2]int{}
+	var holders []string // the servers holding the VIP
 	nodes := append(append([]string{}, s.Servers...), s.Witness)
 	for _, n := range nodes {
 		if n == "" {
@@ -237,6 +252,8 @@ func (s *Stack) checkOnce(ctx context.Context, hosts map[string]host.Host) []Res
 				got[f[0]+" "+f[1]] = "unknown"
 			case len(f) == 2 && f[0] == "health":
 				got["health"] = f[1]
+			case len(f) == 2 && f[0] == "vip" && f[1] == "held":
+				holders = append(holders, n)
 			case len(f) == 3 && f[0] == "queue":
 				p, e1 := strconv.Atoi(f[1])
 				r, e2 := strconv.Atoi(f[2])
@@ -263,8 +280,22 @@ func (s *Stack) checkOnce(ctx context.Context, hosts map[string]host.Host) []Res
 		rs = append(rs, Result{n, "galera", size == strconv.Itoa(voters) && status == "Primary" && state == "Synced",
 			fmt.Sprintf("cluster size %s (want %d), %s, %s", orNone(size), voters, orNone(status), orNone(state))})
 	}
+	if s.VIP != "" {
+		rs = append(rs, vipResult(s.VIP, holders))
+	}
 	rs = append(rs, s.draining(ctx, hosts, queue))
 	return rs
+}
+
+// vipResult: exactly one server holds the VIP (two is a split VRRP).
+func vipResult(vip string, holders []string) Result {
+	switch len(holders) {
+	case 0:
+		return Result{"", "vip", false, vip + " held by no server"}
+	case 1:
+		return Result{"", "vip", true, vip + " held by " + holders[0]}
+	}
+	return Result{"", "vip", false, vip + " held by " + strings.Join(holders, " and ") + ": more than one"}
 }
 
 // draining: no job waiting, or the runs grew while jobs waited.
