@@ -13,10 +13,11 @@ import (
 func init() {
 	register(&Command{
 		Name:  "check",
-		Short: "verify a running cluster over SSH (Sentinels, quorum, replication, firewall); drills with --failover, --replication",
+		Short: "verify running systems over SSH with their stack's checks; drills (-drill NAME) prove failover, replication, kills",
 		Example: `  hastack check clusters/                    # read-only checks of every cluster
   hastack check -wait 30s clusters/          # right after an apply: retry until they pass
-  hastack check -failover clusters/          # the failover drill (changes the cluster, takes the lock)`,
+  hastack check -failover clusters/          # the failover drill (changes the system, takes the lock)
+  hastack check -drill kill,server stacks/   # a stack's named drills, in that order`,
 		Run: runCheck,
 	})
 }
