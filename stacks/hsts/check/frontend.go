@@ -162,9 +162,10 @@ func (c *Checker) idsScript(b string) string {
 		fmt.Fprintf(&s, "echo '%s user%d'\ngetent passwd %s | cut -d: -f1,3,4\n", b, i, modules.Quote(u))
 	}
 	if name, _ := c.Cluster.TransferSecrets(); name != "" {
-		// ssh-keygen derives the public key from the private one; it
-		// prints only the fingerprint.
-		fmt.Fprintf(&s, "echo '%s hostkey'\nssh-keygen -lf %s 2>&1\n", b, hsts.TransferHostKeyFile)
+		// The public key derived from the private one (ssh-keygen -lf of
+		// the key file would read a KEY.pub beside it instead, which sshd
+		// never reads), then its fingerprint.
+		fmt.Fprintf(&s, "echo '%s hostkey'\nif k=$(ssh-keygen -y -f %s 2>&1); then printf '%%s\\n' \"$k\" | ssh-keygen -lf - 2>&1; else printf '%%s\\n' \"$k\"; fi\n", b, hsts.TransferHostKeyFile)
 	}
 	fmt.Fprintf(&s, "echo '%s server'\nsed -n '/<server>/,/<\\/server>/p' /opt/aspera/etc/aspera.conf 2>&1\n", b)
 	fmt.Fprintf(&s, "echo '%s end'\n", b)
