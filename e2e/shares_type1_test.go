@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"hastack.dev/hastack/internal/lab"
+)
+
+// TestSharesType1 is issue 12's type 1 ("redirect all traffic") on the
+// lab: node1 and node2 are the app nodes (sharesConfig), node4 and node5
+// the load balancers hastack sets up (keepalived with the VIP, HAProxy for
+// HTTPS 443 with a TCP check, nginx stream for SSH TCP and FASP UDP 33001),
+// the same places as TestFrontend's so its helpers apply (node3 is not part
+// of the tier). Applied from fresh; an empty plan; 001's services placed
+// by its location column and the load balancers' services, listed per
+// node; HTTPS through the VIP reaching both app nodes; TCP and UDP 33001
+// of each of 16 client addresses reaching one node.
+func TestSharesType1(t *testing.T) {
+	t.Parallel()
+	for _, bin := range []string{"/usr/sbin/nginx", "/usr/sbin/mariadbd", "/usr/sbin/cron", "/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/bin/socat"} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", bin)
+		}
+	}
+	l := lab.Start(t, 3+feLBs)
+	dir := sharesConfig(t, l, "type1")
+	vip, _ := l.SpareIP(1) // sharesConfig's VIP
+	// The load balancers, in a second file of the config's package.
+	var b strings.Builder
+	b.WriteString("package web\n\nwebtiers: web: loadBalancer: nodes: [\n")
+	for i, n := range l.Nodes[3:] {
+		fmt.Fprintf(&b, "\t{name: %q, ip: %q, priority: %d},\n", n.Name, n.IP, 150-50*i)
+	}
+	b.WriteString("]\n")
+	if err := os.WriteFile(filepath.Join(dir, "lb.cue"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, lab: l, dir: dir}
+	c.must(0, "vet")
+	c.must(0, "apply", "-auto-approve")
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") || !strings.Contains(out, "active node1 (named by ACM)") {
+		t.Fatal("the plan after apply is not empty, or not for ACM's node1")
+	}
+
+	want := map[string][]string{
+		"node1": append(slices.Clone(sharesBoth), sharesActiveOnly...),
+		"node2": slices.Clone(sharesBoth),
+	}
+	for _, n := range []string{"node1", "node2"} {
+		slices.Sort(want[n])
+		got := sharesRunning(t, l, n)
+		t.Logf("%s runs %v", n, got)
+		if !slices.Equal(got, want[n]) {
+			t.Errorf("%s runs %v, want %v", n, got, want[n])
+		}
+		if b, _ := l.Exec(t.Context(), n, "systemctl", "is-active", "keepalived"); strings.TrimSpace(string(b)) == "active" {
+			t.Errorf("app node %s runs keepalived", n)
+		}
+	}
+	for _, n := range l.Nodes[3:] {
+		var got []string
+		for _, u := range []string{"haproxy", "keepalived", "nginx"} {
+			if b, _ := l.Exec(t.Context(), n.Name, "systemctl", "is-active", u); strings.TrimSpace(string(b)) == "active" {
+				got = append(got, u)
+			}
+		}
+		t.Logf("%s runs %v", n.Name, got)
+		if len(got) != 3 {
+			t.Errorf("load balancer %s runs %v, want haproxy keepalived nginx", n.Name, got)
+		}
+	}
+	// The VIP: on node4 (priority 150), read before planning and shown in
+	// the plan's header, never planned.
+	if holder := waitHolder(t, l, vip, "node4", 20*time.Second); holder != "node4" {
+		t.Fatalf("the VIP is on %q, want node4 (priority 150)", holder)
+	}
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "; VIP "+vip+" on node4") {
+		t.Error("the plan's header does not say node4 holds the VIP")
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("HTTPS through the VIP", func(t *testing.T) {
+		byNode := sharesHTTPS(t, l, vip, 20)
+		t.Logf("20 HTTPS requests through the VIP: %v", byNode)
+		if byNode["node1"] == 0 || byNode["node2"] == 0 || byNode["node1"]+byNode["node2"] != 20 {
+			t.Errorf("HTTPS through the VIP reached %v, want node1 and node2 only, both", byNode)
+		}
+	})
+
+	// What answers on 33001 of each app node (TCP and UDP): its name, as
+	// in TestFrontend (the stack renders no transfer sshd or ascp).
+	for _, n := range l.Nodes[:2] {
+		script := `setsid socat TCP-LISTEN:33001,fork,reuseaddr SYSTEM:hostname </dev/null >/dev/null 2>&1 &
+setsid socat UDP-RECVFROM:33001,fork SYSTEM:hostname </dev/null >/dev/null 2>&1 &
+sleep 0.3`
+		if out, err := c.exec(n.Name, "bash", "-c", script); err != nil {
+			t.Fatalf("%s: %v %s", n.Name, err, out)
+		}
+	}
+	t.Run("SSH and FASP stick to one node", func(t *testing.T) { stickiness(t, c, l, vip) })
+
+	t.Run("IPVS", func(t *testing.T) {
+		if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
+			t.Skip("the kernel has no IPVS (/proc/net/ip_vs): balancer \"ipvs\" is rendered only (stacks/shares TestType1HTTPCheckUnicastIPVS)")
+		}
+		t.Skip("the kernel has IPVS, but the lab does not route the nodes' replies back through the load balancers (lb_kind NAT): not exercised")
+	})
+}
+
+// sharesHTTPS sends n HTTPS GETs through the VIP on 443 from the
+// controller, a new connection each (HAProxy balances connections), and
+// counts the app nodes that answered (the site's X-Node header).
+func sharesHTTPS(t *testing.T, l *lab.Lab, vip string, n int) map[string]int {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext:       l.DialContext,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // each node's certificate is self-signed
+		DisableKeepAlives: true,
+	}}
+	byNode := map[string]int{}
+	for i := 0; i < n; i++ {
+		req, _ := http.NewRequestWithContext(context.Background(), "GET", "https://"+net.JoinHostPort(vip, "443")+"/", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET / through the VIP: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		node := resp.Header.Get("X-Node")
+		if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != node {
+			t.Errorf("GET / through the VIP: %d %q from %q", resp.StatusCode, body, node)
+		}
+		byNode[node]++
+	}
+	return byNode
+}
