@@ -319,7 +319,7 @@ func TestMassStoreKills(t *testing.T) {
 			}
 		}
 	}
-	line(out, "ok    -      kill jobs: 288 drill jobs: 0 lost or not done, 0 done twice")
+	line(out, "ok    -      kill jobs: 416 drill jobs: 0 lost or not done, 0 done twice")
 	line(out, "All 13 checks passed.")
 	queueEmpty()
 

@@ -102,7 +102,19 @@ func (s *Stack) drills(ctx context.Context, req engine.CheckRequest) bool {
 		}
 	}
 	d := &drill{s: s, hosts: req.Hosts, out: p}
-	for _, name := range req.Drills {
+	for i, name := range req.Drills {
+		// The next drill only after the ones before passed and the system is
+		// healthy again (a database back from a kill may still be syncing).
+		if i > 0 {
+			if len(p.failed) > 0 {
+				p.add(Result{"", "drill " + name, false, "not run: a drill before it failed"})
+				continue
+			}
+			if _, ok := poll(ctx, 2*time.Minute, func() bool { return allOK(s.checkOnce(ctx, req.Hosts)) }); !ok {
+				p.add(Result{"", "drill " + name, false, "not run: the checks do not pass 2 min after the drill before"})
+				continue
+			}
+		}
 		switch name {
 		case "kill":
 			d.kill(ctx)
@@ -448,7 +460,8 @@ func (d *drill) runsAfter(ctx context.Context, node string, id int64, workers []
 // kill is the kill drill: on each server in turn, each of its process
 // units' main process is killed (SIGKILL) while the drill's jobs flow; the
 // survivors must take a job again, and the instance must be back (a new
-// main process, by itself, within two supervision cycles) and working.
+// main process, by itself, within two supervision cycles) and working
+// (a worker is given jobs of its stage once it is back, and must take one).
 func (d *drill) kill(ctx context.Context) {
 	b := batch{}
 	var via string
@@ -531,6 +544,14 @@ func (d *drill) killOne(ctx context.Context, b batch, srv, other, unit string, s
 	default:
 		name := srv + "-" + strings.TrimPrefix(unit, "massstore-")
 		what = "its next job"
+		// Jobs at its stage now: the others may have emptied it meanwhile
+		// (the datamovers move 24 jobs in about a second). Four per
+		// instance of its kind, so that its own slot has some.
+		kind, _, _ := strings.Cut(strings.TrimPrefix(unit, "massstore-"), "-")
+		stage := map[string]string{"datamover": "move", "transcode": "transcode"}[kind]
+		if err := d.enqueue(ctx, other, b, stage, 4*len(d.s.Processes[kind].Placement)); err != nil {
+			return fail("%v", err)
+		}
 		_, ok = poll(ctx, 30*time.Second, func() bool { return d.runsAfter(ctx, other, backRun, []string{name}) > 0 })
 	}
 	again = time.Since(killed)
