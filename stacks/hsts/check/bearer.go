@@ -549,8 +549,8 @@ func (d *bearerDrill) expired(ctx context.Context, exp time.Time) bool {
 	var first time.Time
 	for first.IsZero() {
 		if d.now().After(exp.Add(refusalWait)) {
-			return d.add("", false, "the token was still accepted through the VIP %v after it expired at %s: %s",
-				refusalWait, exp.Format(tokenTime), d.counts(d.nodesWhere(as, lateAccept(exp))))
+			return d.add("", false, "no refusal of the token through the VIP %v after it expired at %s: accepted late by %s; answers: %s",
+				refusalWait, exp.Format(tokenTime), d.counts(d.nodesWhere(as, lateAccept(exp))), d.others(as, refused))
 		}
 		a, err := d.send(ctx, d.vipAPI, q(0), d.basic)
 		if err != nil {

@@ -36,6 +36,7 @@ type fakeAPI struct {
 	userCreates  bool   // a user-scope token may create access keys
 	ignoreExpiry bool   // an expired token is accepted
 	leakToken    bool   // refusals quote the token
+	createFails  string // this node answers 500 to POST /access_keys
 	cancelAt     string // cancel when the drill's script contains this
 	cancel       context.CancelFunc
 }
@@ -184,6 +185,8 @@ func (f *fakeAPI) answer(node string, q apiRequest) (int, string) {
 	case q.Method == "GET" && q.Path == "/info":
 		b, _ := json.Marshal(map[string]string{"hostname": "host-" + node, "scope_role": role})
 		return 200, string(b)
+	case q.Method == "POST" && q.Path == "/access_keys" && node == f.createFails && !nodeUser:
+		return 500, `{"error":{"user_message":"database: connection reset"}}`
 	case q.Method == "POST" && q.Path == "/access_keys":
 		if role != "admin" && !f.userCreates {
 			return 403, `{"error":{"user_message":"scope-role user cannot create access keys"}}`
@@ -304,8 +307,10 @@ func TestBearerDrillFailures(t *testing.T) {
 		{"the refusal quotes the token", func(f *fakeAPI) { f.onlyNode, f.leakToken = "node2", true }, "bad token signature [bearer token]"},
 		{"user token creates keys", func(f *fakeAPI) { f.userCreates = true },
 			"a user-scope token created access key hastack-check-bearer-"},
+		{"a node neither refuses nor creates", func(f *fakeAPI) { f.createFails = "node2" },
+			"POST /access_keys with the user-scope token was not refused by node2: refused by node1 20, node2 0, node3 20; other answers: 20 × 500 from node2: database: connection reset"},
 		{"expired token accepted", func(f *fakeAPI) { f.ignoreExpiry = true },
-			"the token was still accepted through the VIP 10s after it expired at 2026-01-02T03:06:05."},
+			"no refusal of the token through the VIP 10s after it expired at 2026-01-02T03:06:05.080Z: accepted late by node1 "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeAPI()
