@@ -16,7 +16,13 @@ import (
 
 func loadTier(t *testing.T) (*config.Config, *config.Cluster, engine.System) {
 	t.Helper()
-	cfg, probs, err := config.Load("testdata/type2")
+	return loadDir(t, "testdata/type2")
+}
+
+// loadDir loads the tier of the config folder dir and opens its system.
+func loadDir(t *testing.T, dir string) (*config.Config, *config.Cluster, engine.System) {
+	t.Helper()
+	cfg, probs, err := config.Load(dir)
 	if err != nil || len(probs) > 0 {
 		t.Fatal(err, probs)
 	}

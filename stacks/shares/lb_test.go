@@ -32,16 +32,7 @@ func loadWith(t *testing.T, from, extra string) (*config.Config, *config.Cluster
 	if extra != "" {
 		os.WriteFile(filepath.Join(dir, "extra.cue"), []byte("package web\n\n"+extra+"\n"), 0o644)
 	}
-	cfg, probs, err := config.Load(dir)
-	if err != nil || len(probs) > 0 {
-		t.Fatal(err, probs)
-	}
-	cl := cfg.Clusters[0]
-	sys, err := engine.Open(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg, cl, sys
+	return loadDir(t, dir)
 }
 
 // lbFiles renders and returns node's resource ids and its files' contents.
