@@ -31,7 +31,7 @@ func run(ctx context.Context, cl *hsts.Cluster, req engine.CheckRequest) bool {
 		}
 	}
 	if r.OK() && slices.Contains(req.Drills, "replication") {
-		drills = c.Replication(ctx)
+		drills = append(drills, c.Replication(ctx)...)
 	}
 	if r.OK() && slices.Contains(req.Drills, "failover") && (len(drills) == 0 || drills.OK()) {
 		d, after, err := c.Failover(ctx, 30*time.Second)
