@@ -108,6 +108,23 @@ sleep 0.3`
 			t.Fatalf("%s: %v %s", n.Name, err, out)
 		}
 	}
+	// Both responders answer on the node's own address before any client
+	// goes through the VIP: a connection nginx sends to a node not yet
+	// listening goes on to the other node, and the client would look split.
+	for _, n := range l.Nodes[:2] {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			tcp, _ := l.ExecController(t.Context(), "sh", "-c", fmt.Sprintf("socat -u -T 1 TCP:%s:33001 -", n.IP))
+			udp, _ := l.ExecController(t.Context(), "sh", "-c", fmt.Sprintf("echo x | socat -t 1 -T 1 - UDP:%s:33001", n.IP))
+			if strings.TrimSpace(string(tcp)) == n.Name && strings.TrimSpace(string(udp)) == n.Name {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's responders on 33001 do not answer: TCP %q, UDP %q", n.Name, tcp, udp)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	t.Run("SSH and FASP stick to one node", func(t *testing.T) { stickiness(t, c, l, vip) })
 
 	t.Run("IPVS", func(t *testing.T) {
