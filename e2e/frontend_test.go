@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"hastack.dev/hastack/internal/lab"
 )
@@ -38,7 +41,7 @@ const (
 // that each keep their own Redis fails.
 func TestFrontend(t *testing.T) {
 	t.Parallel()
-	for _, bin := range []string{"/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/sbin/nginx", "/usr/bin/socat"} {
+	for _, bin := range []string{"/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/sbin/nginx", "/usr/bin/socat", "/usr/bin/ssh-keygen", "/usr/bin/ssh-keyscan"} {
 		if _, err := os.Stat(bin); err != nil {
 			t.Skipf("needs %s (tools/deps.sh)", bin)
 		}
@@ -49,8 +52,16 @@ func TestFrontend(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, lab: l, dir: t.TempDir()}
-	writeFrontendConfig(t, l, c.dir, vip)
-	c.must(0, "apply", "-auto-approve")
+	keys := newFrontendKeys(t)
+	writeFrontendConfigKeys(t, l, c.dir, vip, keys)
+	// The host key file is planned without its content: no line of the
+	// key (nor the token key) in the plan.
+	if out := c.must(0, "plan"); !strings.Contains(out, "(secret content, no diff shown)") || keys.leaked(out) {
+		t.Error("the plan does not mask the transfer host key file, or shows a key")
+	}
+	if out := c.must(0, "apply", "-auto-approve"); keys.leaked(out) {
+		t.Error("apply printed a key")
+	}
 	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
 		t.Fatal("the plan after apply is not empty")
 	}
@@ -58,15 +69,22 @@ func TestFrontend(t *testing.T) {
 	if out := c.must(0, "check", "-wait", "30s"); !strings.Contains(out, "vip: VIP "+vip+" on node4") ||
 		strings.Count(out, "transfer-ids: 2 transfer users with the config's uid and gid") != 3 ||
 		!strings.Contains(out, "aspera.conf: the <server> section of aspera.conf is the same on the 3 nodes") ||
-		strings.Count(out, "lb-backends: HAProxy has every node's Node API up: node1, node2, node3") != 2 {
-		t.Error("check does not show the front end's VIP holder, the transfer users' ids or one aspera.conf")
+		strings.Count(out, "lb-backends: HAProxy has every node's Node API up: node1, node2, node3") != 2 ||
+		strings.Count(out, "host-key: the transfer host key is the secret transferHostKey's: "+keys.fingerprint) != 3 ||
+		!strings.Contains(out, "host-keys: one transfer host key on 3 of 3 nodes: "+keys.fingerprint) ||
+		strings.Count(out, "token-key: token_encryption_key is the secret tokenKey's") != 3 || keys.leaked(out) {
+		t.Error("check does not show the front end's VIP holder, the transfer users' ids, one aspera.conf or one host key and token key")
 	}
-	// What answers on 33001 of each HSTS node (TCP and UDP): the node's
-	// name. The stack renders no transfer sshd yet (docs/frontend.md).
+	// TCP 33001 is each node's transfer sshd (the stack's, with the shared
+	// host key); UDP 33001 stands in for FASP: a responder that answers
+	// the node's name. xfer may log in with the test's client key.
 	for _, n := range l.Nodes[:3] {
-		script := `setsid socat TCP-LISTEN:33001,fork,reuseaddr SYSTEM:hostname </dev/null >/dev/null 2>&1 &
+		script := fmt.Sprintf(`set -e
+install -d -o xfer -g xfer -m 0700 /home/xfer/.ssh
+printf '%%s\n' %q >/home/xfer/.ssh/authorized_keys
+chown xfer:xfer /home/xfer/.ssh/authorized_keys; chmod 0600 /home/xfer/.ssh/authorized_keys
 setsid socat UDP-RECVFROM:33001,fork SYSTEM:hostname </dev/null >/dev/null 2>&1 &
-sleep 0.3`
+sleep 0.3`, keys.clientPub)
 		if out, err := c.exec(n.Name, "bash", "-c", script); err != nil {
 			t.Fatalf("%s: %v %s", n.Name, err, out)
 		}
@@ -123,8 +141,60 @@ sleep 0.3`
 		}
 	})
 
+	// Every backend presents the one host key: on its own address, and
+	// through the VIP (20 ssh-keyscans; from one client address they reach
+	// one node, so the 16 clients below, spread over the nodes, log in
+	// with known_hosts holding only that key).
+	t.Run("one transfer host key through the VIP", func(t *testing.T) {
+		for _, n := range l.Nodes[:3] {
+			if got := keyscan(t, l, n.IP); len(got) != 1 || got[0] != keys.fingerprint {
+				t.Errorf("%s's transfer sshd presents %v, want %s", n.Name, got, keys.fingerprint)
+			}
+		}
+		seen := map[string]int{}
+		for i := 0; i < 20; i++ {
+			for _, fp := range keyscan(t, l, vip) {
+				seen[fp]++
+			}
+		}
+		t.Logf("20 ssh-keyscan -p 33001 %s: %v (the secret's key: %s)", vip, seen, keys.fingerprint)
+		if len(seen) != 1 || seen[keys.fingerprint] != 20 {
+			t.Errorf("ssh-keyscan through the VIP saw %v, want only %s", seen, keys.fingerprint)
+		}
+	})
+
 	t.Run("TCP and UDP 33001 sticky per client", func(t *testing.T) {
-		stickiness(t, c, l, vip)
+		stickinessSSH(t, c, l, vip, keys)
+	})
+
+	// A key changed by hand on one node: check fails naming it, the plan
+	// shows the file (masked), apply puts the shared key back. ssh-keygen
+	// leaves ssh_host_key.pub beside it, which apply does not touch: check
+	// must read the key sshd serves, not that file.
+	t.Run("a node with another host key", func(t *testing.T) {
+		c := c.in(t)
+		if out, err := c.exec("node2", "bash", "-c", "rm -f /etc/ssh/hastack-transfer/ssh_host_key && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/hastack-transfer/ssh_host_key && systemctl reload hastack-transfer-sshd"); err != nil {
+			t.Fatalf("node2: %v %s", err, out)
+		}
+		if got := keyscan(t, l, l.Nodes[1].IP); len(got) != 1 || got[0] == keys.fingerprint {
+			t.Fatalf("node2 still presents %v", got)
+		}
+		code, out := c.hastack("check")
+		if code == 0 || !strings.Contains(out, "FAIL  node2  host-key: /etc/ssh/hastack-transfer/ssh_host_key is SHA256:") ||
+			!strings.Contains(out, "FAIL  -      host-keys: the nodes serve different transfer host keys") || strings.Contains(out, "FAIL  node1") || strings.Contains(out, "FAIL  node3") {
+			t.Errorf("check with another key on node2 exited %d", code)
+		}
+		if out := c.must(0, "plan"); !strings.Contains(out, "(secret content, no diff shown)") || keys.leaked(out) {
+			t.Error("the plan does not show node2's key file, masked")
+		}
+		c.must(0, "apply", "-auto-approve")
+		if got := keyscan(t, l, l.Nodes[1].IP); len(got) != 1 || got[0] != keys.fingerprint {
+			t.Errorf("after apply node2 presents %v, want %s", got, keys.fingerprint)
+		}
+		if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
+			t.Error("the plan after apply is not empty")
+		}
+		c.must(0, "check", "-wait", "30s")
 	})
 
 	// The active load balancer dies (its link goes down): the VIP moves to
@@ -265,8 +335,103 @@ systemctl restart asperanoded`, testPassword, feNodeUser, feNodePass)
 	})
 }
 
-// writeFrontendConfig writes the cluster: node1-3 behind node4 and node5.
+// frontendKeys are the test's secrets: the transfer host key (a file, as
+// ssh-keygen writes it) and the token key, and the client key xfer logs
+// in with.
+type frontendKeys struct {
+	hostKeyFile, tokenFile string
+	hostKey, token         string
+	hostPub, fingerprint   string // "ssh-ed25519 AAAA...", "SHA256:..."
+	clientKey, clientPub   string // the client's key file, its public line
+}
+
+func newFrontendKeys(t *testing.T) *frontendKeys {
+	t.Helper()
+	dir := t.TempDir()
+	k := &frontendKeys{hostKeyFile: filepath.Join(dir, "transfer_host_key"), tokenFile: filepath.Join(dir, "token_key"),
+		clientKey: filepath.Join(dir, "client_key"), token: "e2e-token-key-5f0c7a9d31b2"}
+	for _, f := range []string{k.hostKeyFile, k.clientKey} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hastack-e2e", "-f", f).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v %s", err, out)
+		}
+	}
+	if err := os.WriteFile(k.tokenFile, []byte(k.token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	k.hostKey, k.hostPub, k.clientPub = read(k.hostKeyFile), read(k.hostKeyFile+".pub"), read(k.clientKey+".pub")
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.hostPub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.fingerprint = ssh.FingerprintSHA256(pub)
+	return k
+}
+
+// leaked reports whether out holds the token key or a line of the host
+// key (its PEM armour aside).
+func (k *frontendKeys) leaked(out string) bool {
+	if strings.Contains(out, k.token) {
+		return true
+	}
+	for _, l := range strings.Split(k.hostKey, "\n") {
+		if l = strings.TrimSpace(l); !strings.HasPrefix(l, "-----") && strings.Contains(out, l) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyscan is the fingerprints ssh-keyscan sees on addr's TCP 33001,
+// trying for up to 5 s: right after a reload sshd re-executes itself and
+// briefly does not listen.
+func keyscan(t *testing.T, l *lab.Lab, addr string) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	var out []byte
+	var err error
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err = l.ExecController(ctx, "ssh-keyscan", "-T", "3", "-p", "33001", addr)
+		cancel()
+		if err == nil && len(strings.TrimSpace(string(out))) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("ssh-keyscan %s: %v %s", addr, err, out)
+	}
+	var fps []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(f[1] + " " + f[2]))
+		if err != nil {
+			t.Fatalf("ssh-keyscan %s: %q: %v", addr, line, err)
+		}
+		fps = append(fps, ssh.FingerprintSHA256(pub))
+	}
+	return fps
+}
+
+// writeFrontendConfig writes the cluster: node1-3 behind node4 and node5,
+// with fresh keys.
 func writeFrontendConfig(t *testing.T, l *lab.Lab, dir, vip string) {
+	t.Helper()
+	writeFrontendConfigKeys(t, l, dir, vip, newFrontendKeys(t))
+}
+
+// writeFrontendConfigKeys is writeFrontendConfig with keys as its secrets.
+func writeFrontendConfigKeys(t *testing.T, l *lab.Lab, dir, vip string, keys *frontendKeys) {
 	t.Helper()
 	u := l.Users
 	var b strings.Builder
@@ -277,7 +442,8 @@ func writeFrontendConfig(t *testing.T, l *lab.Lab, dir, vip string) {
 	fmt.Fprintf(&b, "\t]\n\tprimary: \"node1\"\n\tsecret: env: \"HASTACK_REDIS_PASSWORD\"\n\t%s\n", debugExtra)
 	fmt.Fprintf(&b, "\tusers: transfer: [\"xfer\", \"xfer2\"]\n\tusers: ids: {xfer: {uid: %d, gid: %d}, xfer2: {uid: %d, gid: %d}}\n",
 		u.XferUID, u.XferUID, u.Xfer2UID, u.Xfer2UID)
-	fmt.Fprintf(&b, "\tfrontend: {\n\t\tvip: %q\n\t\tloadBalancers: [\n", vip)
+	fmt.Fprintf(&b, "\tsecrets: {\n\t\ttransferHostKey: file: %q\n\t\ttokenKey: file: %q\n\t}\n\tbearerToken: encryptionKey: \"tokenKey\"\n", keys.hostKeyFile, keys.tokenFile)
+	fmt.Fprintf(&b, "\tfrontend: {\n\t\tvip: %q\n\t\thostKey: \"transferHostKey\"\n\t\tloadBalancers: [\n", vip)
 	for i, n := range l.Nodes[3:] {
 		fmt.Fprintf(&b, "\t\t\t{name: %q, ip: %q, priority: %d},\n", n.Name, n.IP, 150-50*i)
 	}
@@ -472,21 +638,37 @@ func (a *vipClient) bearerToken(t *testing.T, c *cluster, exp time.Time) bearer 
 }
 
 // stickiness checks, for 16 client source addresses, that TCP and UDP
-// 33001 through the VIP reach the same node (the responders TestFrontend
-// starts say which), and that the clients spread over the nodes.
-func stickiness(t *testing.T, c *cluster, l *lab.Lab, vip string) {
+// 33001 through the VIP reach the same node (TCP: xfer logs in to the
+// transfer sshd and runs hostname, with known_hosts holding only the shared
+// host key; UDP: the responder TestFrontend starts says which), and that
+// the clients spread over the nodes.
+// With keys nil, TCP 33001 is a responder too that answers the node's name
+// (TestSharesType1).
+func stickiness(t *testing.T, c *cluster, l *lab.Lab, vip string) { stickinessSSH(t, c, l, vip, nil) }
+
+func stickinessSSH(t *testing.T, c *cluster, l *lab.Lab, vip string, keys *frontendKeys) {
 	prefix := l.ControllerIP[:strings.LastIndexByte(l.ControllerIP, '.')+1]
 	spread := map[string]int{}
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if keys != nil {
+		if err := os.WriteFile(kh, []byte("["+vip+"]:33001 "+keys.hostPub+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := 0; i < 16; i++ {
 		src := fmt.Sprintf("%s%d", prefix, 100+i)
 		if _, err := l.ExecController(context.Background(), "ip", "addr", "add", src+"/32", "dev", "br0"); err != nil {
 			t.Fatal(err)
 		}
-		// TCP: read what the node says (-u: the client sends nothing; a
-		// client that closes its side at once has nginx drop the answer).
-		// UDP: send a datagram, read the answer.
+		// TCP: ssh, which refuses any other host key. UDP: send a
+		// datagram, read the answer.
 		ask := func(proto string) string {
+			// The responder: -u, the client sends nothing (a client that
+			// closes its side at once has nginx drop the answer).
 			cmd := fmt.Sprintf("socat -u -T 2 TCP:%s:33001,bind=%s -", vip, src)
+			if keys != nil {
+				cmd = fmt.Sprintf("ssh -b %s -p 33001 -i %s -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=5 -o LogLevel=ERROR xfer@%s hostname", src, keys.clientKey, kh, vip)
+			}
 			if proto == "UDP" {
 				cmd = fmt.Sprintf("echo x | socat -t 1 -T 2 - UDP:%s:33001,bind=%s", vip, src)
 			}
