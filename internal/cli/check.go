@@ -31,7 +31,7 @@ func runCheck(env *Env, args []string) int {
 	failover := fs.Bool("failover", false, "run the failover drill (003 step 12): pause the primary with DEBUG SLEEP, see a replica promoted, see the old primary rejoin; needs redis: debugCommand: \"yes\"")
 	replication := fs.Bool("replication", false, "run the replication drill (003 step 13): add a test Node API user on one node, list it on another, delete it on a third")
 	var named drillList
-	fs.Var(&named, "drill", "run the stack's drill NAME (repeatable, or NAME,NAME); the stack's docs list its drills (hsts: replication, failover, bearer; shares: failover; massstore: kill, server)")
+	fs.Var(&named, "drill", "run the stack's drill NAME (repeatable, or NAME,NAME); the stack's docs list its drills (hsts: replication, failover, bearer; shares: failover; massstore: kill, server, vip)")
 	wait := fs.Duration("wait", 0, "retry the checks until they pass or this long has passed (e.g. 30s, right after an apply)")
 	var lf lockFlags
 	lf.register(fs, "during a drill (a check without -failover or -replication changes nothing and takes no lock)")
