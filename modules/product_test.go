@@ -93,3 +93,38 @@ func TestLabAsconfNamedSecret(t *testing.T) {
 		t.Errorf("missing secret: %v", err)
 	}
 }
+
+// A set_node_data setting (section "node") lands where Aspera documents
+// it, in <default>, not in <server>: the token key as
+// <default><authorization><token><encryption_key>, masked in the plan;
+// the docroot replaces <default>'s <absolute>. Converge's second plan,
+// empty, reads both back from <default>.
+func TestLabAsconfNodeSection(t *testing.T) {
+	n := modules.StartNode(t)
+	const key = "node-Token-Key-31d8"
+	spec := map[string]any{
+		"path": "/opt/aspera/etc/aspera.conf",
+		"settings": []map[string]string{
+			{"key": "token_encryption_key", "value": secret.NamedPlaceholder("tokenKey"), "section": "node"},
+			{"key": "absolute", "value": "/mnt/shared/docroot", "section": "node"},
+		},
+	}
+	r := modules.ResourceFor(t, "asconf", "asconf:/opt/aspera/etc/aspera.conf", spec)
+	env := &modules.Env{Secret: secret.Secret{}.WithNamed("tokenKey", secret.New(key))}
+	c := n.Converge(t, r, env)
+	shown := c.Summary + "\n" + strings.Join(c.Commands, "\n")
+	if strings.Contains(shown, key) || !strings.Contains(c.Summary, "token_encryption_key: "+secret.Shown) ||
+		!strings.Contains(shown, `asconfigurator -x 'set_node_data;token_encryption_key,`+secret.Shown+`'`) ||
+		!strings.Contains(shown, `asconfigurator -x 'set_node_data;absolute,/mnt/shared/docroot'`) ||
+		!strings.Contains(c.Summary, "absolute: /home → /mnt/shared/docroot") {
+		t.Errorf("plan:\n%s", shown)
+	}
+	conf := n.Exec(t, "cat", "/opt/aspera/etc/aspera.conf")
+	def := conf[strings.Index(conf, "<default>"):]
+	compact := strings.Join(strings.Fields(def), "")
+	if !strings.Contains(compact, "<authorization><token><encryption_key>"+key+"</encryption_key></token></authorization>") ||
+		!strings.Contains(compact, "<path><absolute>/mnt/shared/docroot</absolute></path>") ||
+		strings.Contains(conf, "/home") || strings.Contains(conf, "token_encryption_key") {
+		t.Errorf("aspera.conf:\n%s", conf)
+	}
+}

@@ -15,16 +15,29 @@ import (
 	"hastack.dev/hastack/modules"
 )
 
-// asconfSpec is a set of aspera.conf <server> settings, changed with
-// asconfigurator as 003 step 3 does, and only where the value differs.
+// asconfSpec is a set of aspera.conf settings, changed with asconfigurator
+// as 003 step 3 does, and only where the value differs.
 type asconfSpec struct {
 	Path     string    `json:"path"` // /opt/aspera/etc/aspera.conf
 	Settings []setting `json:"settings"`
 }
 
+// A setting's section is "server" (the default: set_server_data, the
+// <server> element) or "node" (set_node_data: the <default> section, every
+// user's settings unless a user or group sets its own).
 type setting struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+	Section string `json:"section"`
+}
+
+// nodeElements are the set_node_data parameters asconf knows, with where
+// asconfigurator writes each under <default> (Aspera's "User, Group and
+// Default Configurations" and "Configuring Token Authorization in
+// aspera.conf"): asconf must read the current value to diff it.
+var nodeElements = map[string][]string{
+	"token_encryption_key": {"authorization", "token", "encryption_key"},
+	"absolute":             {"file_system", "access", "paths", "path", "absolute"},
 }
 
 type asconfModule struct{}
@@ -54,13 +67,33 @@ func serverValue(conf, key string) (string, bool) {
 	return strings.TrimSpace(v[1]), true
 }
 
+var defaultSection = regexp.MustCompile(`(?s)<default>(.*?)</default>`)
+
+// nodeValue reads a set_node_data parameter from <default>: the first
+// element of its path, each step inside the one before.
+func nodeValue(conf, key string) (string, bool) {
+	m := defaultSection.FindStringSubmatch(conf)
+	if m == nil {
+		return "", false
+	}
+	in := m[1]
+	for _, el := range nodeElements[key] {
+		v := regexp.MustCompile(`(?s)<` + regexp.QuoteMeta(el) + `>(.*?)</` + regexp.QuoteMeta(el) + `>`).FindStringSubmatch(in)
+		if v == nil {
+			return "", false
+		}
+		in = v[1]
+	}
+	return strings.TrimSpace(in), true
+}
+
 // asconfigurator builds 003's command line; lists are double-quoted.
-func asconfigurator(key, value string) string {
+func asconfigurator(section, key, value string) string {
 	v := value
 	if strings.Contains(v, ",") {
 		v = `"` + v + `"`
 	}
-	return "asconfigurator -x " + modules.Quote("set_server_data;"+key+","+v)
+	return "asconfigurator -x " + modules.Quote("set_"+section+"_data;"+key+","+v)
 }
 
 func (asconfModule) Diff(r *modules.Resource, f *modules.Fact, env *modules.Env) (*modules.Change, error) {
@@ -90,17 +123,30 @@ func (asconfModule) Diff(r *modules.Resource, f *modules.Fact, env *modules.Env)
 		} else if strings.Contains(st.Value, "@@hastack:") {
 			return nil, fmt.Errorf("%s: %s names a secret this system does not have (add it under secrets)", s.Path, st.Key)
 		}
-		have, ok := serverValue(string(conf.Data), st.Key)
+		var have string
+		var ok bool
+		switch st.Section {
+		case "", "server":
+			st.Section = "server"
+			have, ok = serverValue(string(conf.Data), st.Key)
+		case "node":
+			if nodeElements[st.Key] == nil {
+				return nil, fmt.Errorf("%s: asconf does not know where set_node_data writes %s", s.Path, st.Key)
+			}
+			have, ok = nodeValue(string(conf.Data), st.Key)
+		default:
+			return nil, fmt.Errorf("%s: %s: section %q is not \"server\" or \"node\"", s.Path, st.Key, st.Section)
+		}
 		if ok && have == st.Value {
 			continue
 		}
-		cmd := asconfigurator(st.Key, st.Value)
+		cmd := asconfigurator(st.Section, st.Key, st.Value)
 		cmds = append(cmds, cmd)
 		if sensitive {
 			// token_encryption_key and the like: the plan says that it
 			// changes, never what to.
 			notes = append(notes, st.Key+": "+secret.Shown+" changes")
-			shown = append(shown, asconfigurator(st.Key, secret.Shown))
+			shown = append(shown, asconfigurator(st.Section, st.Key, secret.Shown))
 			hide = append(hide, st.Value)
 			if ok && have != "" {
 				hide = append(hide, have)
