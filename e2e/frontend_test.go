@@ -68,7 +68,7 @@ func TestFrontend(t *testing.T) {
 	// check proves the identical configs and the VIP (docs/frontend.md).
 	if out := c.must(0, "check", "-wait", "30s"); !strings.Contains(out, "vip: VIP "+vip+" on node4") ||
 		strings.Count(out, "transfer-ids: 2 transfer users with the config's uid and gid") != 3 ||
-		!strings.Contains(out, "aspera.conf: the <server> section of aspera.conf is the same on the 3 nodes") ||
+		!strings.Contains(out, "aspera.conf: the <server> and <default> sections of aspera.conf are the same on the 3 nodes") ||
 		strings.Count(out, "lb-backends: HAProxy has every node's Node API up: node1, node2, node3") != 2 ||
 		strings.Count(out, "host-key: the transfer host key is the secret transferHostKey's: "+keys.fingerprint) != 3 ||
 		!strings.Contains(out, "host-keys: one transfer host key on 3 of 3 nodes: "+keys.fingerprint) ||

@@ -9,7 +9,7 @@ import (
 // shared host key (the placeholder of frontend.hostKey's secret, 0600
 // root), on transfer.sshPort, reloaded when the key or its config change;
 // with bearerToken.encryptionKey aspera.conf gets token_encryption_key as
-// that secret's placeholder. The load balancers get none of it.
+// that secret's placeholder, in the node data section (set_node_data). The load balancers get none of it.
 func TestRenderTransfer(t *testing.T) {
 	cfg := loadExample(t, frontendCluster(t, `transfer: sshPort: 2201
 	}
@@ -41,7 +41,7 @@ func TestRenderTransfer(t *testing.T) {
 		found := false
 		for _, s := range settings {
 			m := s.(map[string]any)
-			found = found || m["key"] == "token_encryption_key" && m["value"] == "@@hastack:secret:tokenKey@@"
+			found = found || m["key"] == "token_encryption_key" && m["value"] == "@@hastack:secret:tokenKey@@" && m["section"] == "node"
 		}
 		if !found {
 			t.Errorf("%s: aspera.conf settings %v have no token_encryption_key placeholder", n, settings)

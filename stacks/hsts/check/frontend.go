@@ -21,7 +21,7 @@ import (
 // Frontend checks what a front end needs (docs/frontend.md): behind one
 // address every HSTS node must be interchangeable, so the transfer users
 // have the config's uid and gid on every node and aspera.conf's <server>
-// section is the same on every node; and exactly one load balancer holds
+// and <default> sections are the same on every node; and exactly one load balancer holds
 // the VIP, with keepalived, HAProxy (and nginx) running on each. Nothing
 // without a front end.
 func (c *Checker) Frontend(ctx context.Context) Report {
@@ -119,11 +119,12 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 		} else {
 			add(a.node, "transfer-ids", false, "%s", strings.Join(bad, "; "))
 		}
-		confs[a.secs["server"].body] = append(confs[a.secs["server"].body], a.node)
+		conf := a.secs["server"].body + a.secs["default"].body
+		confs[conf] = append(confs[conf], a.node)
 		if fp, ok := keys.hostKeyResult(a.node, a.secs, add); ok {
 			prints[fp] = append(prints[fp], a.node)
 		}
-		keys.tokenKeyResult(a.node, a.secs["server"].body, add)
+		keys.tokenKeyResult(a.node, a.secs["default"].body, add)
 	}
 	switch len(holders) {
 	case 1:
@@ -135,14 +136,14 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 	}
 	keys.hostKeysResult(prints, len(c.Cluster.Nodes), add)
 	if len(confs) == 1 {
-		add("", "aspera.conf", true, "the <server> section of aspera.conf is the same on the %d nodes", len(c.Cluster.Nodes))
+		add("", "aspera.conf", true, "the <server> and <default> sections of aspera.conf are the same on the %d nodes", len(c.Cluster.Nodes))
 	} else if len(confs) > 1 {
 		var groups []string
 		for _, ns := range confs {
 			groups = append(groups, strings.Join(ns, ", "))
 		}
 		sort.Strings(groups)
-		add("", "aspera.conf", false, "the <server> section of aspera.conf differs between nodes: %s", strings.Join(groups, " | "))
+		add("", "aspera.conf", false, "the <server> or <default> section of aspera.conf differs between nodes: %s", strings.Join(groups, " | "))
 	}
 	return r
 }
@@ -155,7 +156,7 @@ func lbUnits(balancer string) []string {
 }
 
 // idsScript prints each transfer user's "name:uid:gid" and aspera.conf's
-// <server> section.
+// <server> and <default> sections.
 func (c *Checker) idsScript(b string) string {
 	var s strings.Builder
 	for i, u := range c.Cluster.Users.Transfer {
@@ -168,6 +169,7 @@ func (c *Checker) idsScript(b string) string {
 		fmt.Fprintf(&s, "echo '%s hostkey'\nif k=$(ssh-keygen -y -f %s 2>&1); then printf '%%s\\n' \"$k\" | ssh-keygen -lf - 2>&1; else printf '%%s\\n' \"$k\"; fi\n", b, hsts.TransferHostKeyFile)
 	}
 	fmt.Fprintf(&s, "echo '%s server'\nsed -n '/<server>/,/<\\/server>/p' /opt/aspera/etc/aspera.conf 2>&1\n", b)
+	fmt.Fprintf(&s, "echo '%s default'\nsed -n '/<default>/,/<\\/default>/p' /opt/aspera/etc/aspera.conf 2>&1\n", b)
 	fmt.Fprintf(&s, "echo '%s end'\n", b)
 	return s.String()
 }
@@ -317,13 +319,14 @@ func (k transferKeys) hostKeysResult(prints map[string][]string, nodes int, add 
 	add("", "host-keys", false, "the nodes serve different transfer host keys: %s", strings.Join(groups, " | "))
 }
 
-// tokenKeyResult compares the token_encryption_key of node's <server>
-// section with the secret's, by hash.
-func (k transferKeys) tokenKeyResult(node, server string, add func(node, check string, ok bool, format string, args ...any)) {
+// tokenKeyResult compares the token_encryption_key of node's <default>
+// section (set_node_data writes it as authorization/token/encryption_key)
+// with the secret's, by hash.
+func (k transferKeys) tokenKeyResult(node, def string, add func(node, check string, ok bool, format string, args ...any)) {
 	if k.tokenName == "" {
 		return
 	}
-	m := tokenKeyRE.FindStringSubmatch(server)
+	m := tokenKeyRE.FindStringSubmatch(def)
 	switch {
 	case k.tokenErr != "":
 		add(node, "token-key", false, "%s", k.tokenErr)
@@ -336,7 +339,7 @@ func (k transferKeys) tokenKeyResult(node, server string, add func(node, check s
 	}
 }
 
-var tokenKeyRE = regexp.MustCompile(`<token_encryption_key>(.*?)</token_encryption_key>`)
+var tokenKeyRE = regexp.MustCompile(`(?s)<authorization>.*?<token>.*?<encryption_key>(.*?)</encryption_key>`)
 
 // xmlEscape is how asconfigurator writes a value into aspera.conf.
 func xmlEscape(s string) string {

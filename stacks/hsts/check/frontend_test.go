@@ -116,7 +116,8 @@ func testHostKey(t *testing.T) (string, string) {
 
 // The transfer host key and the token key (seed 000's identical configs):
 // every node's key file has the configured secret's fingerprint, and its
-// aspera.conf the secret's token_encryption_key; a node that differs is
+// aspera.conf the secret's token_encryption_key (in <default>, where
+// set_node_data writes it); a node that differs is
 // named, and neither key is printed.
 func TestFrontendCheckKeys(t *testing.T) {
 	key, fp := testHostKey(t)
@@ -133,7 +134,7 @@ bearerToken: encryptionKey: "tokenKey"`)
 		m := frontendOK()
 		for _, n := range []string{"node1", "node2", "node3"} {
 			m[n]["hostkey"] = "256 " + fp + " root@node (ED25519)\n"
-			m[n]["server"] = "  <server>\n    <token_encryption_key>tok-&lt;&amp;&gt;-8d1e55aa90c3</token_encryption_key>\n  </server>\n"
+			m[n]["default"] = "<default>\n    <authorization>\n        <token>\n            <encryption_key>tok-&lt;&amp;&gt;-8d1e55aa90c3</encryption_key>\n        </token>\n    </authorization>\n</default>\n"
 		}
 		return m
 	}
@@ -158,11 +159,17 @@ bearerToken: encryptionKey: "tokenKey"`)
 			m["node3"]["hostkey"] = "/etc/ssh/hastack-transfer/ssh_host_key: No such file or directory\n"
 		}, "node3: host-key,host-keys", "one transfer host key on 2 of 3 nodes"},
 		{"another token key on node1", func(m map[string]map[string]string) {
-			m["node1"]["server"] = "  <server>\n    <token_encryption_key>tok-other-8d1e55aa90c3</token_encryption_key>\n  </server>\n"
+			m["node1"]["default"] = "<default>\n    <authorization>\n        <token>\n            <encryption_key>tok-other-8d1e55aa90c3</encryption_key>\n        </token>\n    </authorization>\n</default>\n"
 		}, "node1: token-key,aspera.conf", "token_encryption_key is not the secret tokenKey's"},
 		{"no token key on node3", func(m map[string]map[string]string) {
-			m["node3"]["server"] = "  <server>\n  </server>\n"
+			m["node3"]["default"] = "<default>\n</default>\n"
 		}, "node3: token-key,aspera.conf", "aspera.conf has no token_encryption_key"},
+		// Where 78f56eb's asconf put it: set_server_data's <server>, which
+		// is not where Aspera's transfers read the global token key.
+		{"the token key in <server> on node2", func(m map[string]map[string]string) {
+			m["node2"]["default"] = "<default>\n</default>\n"
+			m["node2"]["server"] = "  <server>\n    <token_encryption_key>tok-&lt;&amp;&gt;-8d1e55aa90c3</token_encryption_key>\n  </server>\n"
+		}, "node2: token-key,aspera.conf", "aspera.conf has no token_encryption_key"},
 	} {
 		m := ok()
 		tc.break_(m)
