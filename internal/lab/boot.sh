@@ -41,4 +41,15 @@ mount --bind "$D/../shared" /mnt/shared
 # Last: it hides the lab dir (under the host's /tmp) from the node.
 mount --bind "$D/tmp" /tmp
 
+# As systemd at boot: start the units enabled in multi-user.target.wants
+# (none at Up; after Lab.Boot, those a stack enabled), in the background,
+# a child of sshd (PID 1), which reaps it.
+(
+	sleep 0.2
+	for f in /etc/systemd/system/multi-user.target.wants/*; do
+		[ -e "$f" ] || continue
+		systemctl start "${f##*/}" || echo "boot: ${f##*/} failed"
+	done
+) </dev/null >>/var/log/lab/boot-units.log 2>&1 &
+
 exec /usr/sbin/sshd -D -e -f /run/lab/sshd_config
