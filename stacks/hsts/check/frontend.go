@@ -16,6 +16,7 @@ import (
 	"hastack.dev/hastack/internal/secret"
 	"hastack.dev/hastack/modules"
 	"hastack.dev/hastack/stacks/hsts"
+	"hastack.dev/hastack/stacks/lb"
 )
 
 // Frontend checks what a front end needs (docs/frontend.md): behind one
@@ -87,7 +88,7 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 				ok = ok && s == "active"
 			}
 			add(a.node, "lb-services", ok, "%s: %s", strings.Join(units, ", "), strings.Join(st, ", "))
-			states := backendStates(a.secs["backends"].body)
+			states := lb.BackendStates(a.secs["backends"].body, "nodeapi")
 			var up, notUp []string
 			for _, n := range c.Cluster.Nodes {
 				if states[n.Name] == "UP" {
@@ -174,48 +175,16 @@ func (c *Checker) idsScript(b string) string {
 	return s.String()
 }
 
-// statsSocket is #StatsSocket of stacks/lb/lb.cue.
-const statsSocket = "/run/haproxy/hastack-frontend.sock"
-
 // lbScript prints the load balancer's addresses, its units' states and
-// HAProxy's `show stat` (with socat, or perl, which every Debian has).
+// HAProxy's `show stat`.
 func (c *Checker) lbScript(b string) string {
 	return fmt.Sprintf(`echo '%[1]s addrs'
 ip -4 -o addr show 2>&1
 echo '%[1]s active'
 systemctl is-active %[2]s 2>&1
 echo '%[1]s backends'
-if command -v socat >/dev/null 2>&1; then
-	echo 'show stat' | socat -t 2 stdio unix-connect:%[3]s 2>&1
-else
-	perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "$ARGV[0]: $!\n"; print $s "show stat\n"; print while <$s>;' %[3]s 2>&1
-fi
-echo '%[1]s end'
-`, b, strings.Join(lbUnits(c.Cluster.Frontend.Balancer), " "), statsSocket)
-}
-
-// backendStates reads `show stat` CSV: the Node API backend's servers and
-// their status (UP, DOWN, ...), by server name.
-func backendStates(csv string) map[string]string {
-	out := map[string]string{}
-	status := -1
-	for _, line := range strings.Split(csv, "\n") {
-		f := strings.Split(line, ",")
-		if strings.HasPrefix(line, "# ") {
-			f[0] = strings.TrimPrefix(f[0], "# ")
-			for i, h := range f {
-				if h == "status" {
-					status = i
-				}
-			}
-			continue
-		}
-		if status < 0 || len(f) <= status || f[0] != "nodeapi" || f[1] == "FRONTEND" || f[1] == "BACKEND" {
-			continue
-		}
-		out[f[1]] = f[status]
-	}
-	return out
+%[3]secho '%[1]s end'
+`, b, strings.Join(lbUnits(c.Cluster.Frontend.Balancer), " "), lb.ShowStatScript())
 }
 
 // FrontendWait runs Frontend until it passes or wait is over (a VIP is
