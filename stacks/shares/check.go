@@ -100,7 +100,11 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 	if s.t.DNS != nil {
 		problems = append(problems, s.checkDNS(ctx, req, &b)...)
 	}
-	problems = append(problems, s.checkBalancerProbe(ctx, req, &b)...)
+	if len(s.t.LoadBalancers) > 0 {
+		problems = append(problems, s.checkLoadBalancers(ctx, req, &b)...)
+	} else {
+		problems = append(problems, s.checkBalancerProbe(ctx, req, &b)...)
+	}
 	if len(actives) != 1 {
 		problems = append(problems, fmt.Sprintf("ACM's status names %d active nodes as read from the nodes, want exactly one", len(actives)))
 		return problems, b.String(), ""

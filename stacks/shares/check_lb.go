@@ -2,18 +2,21 @@ package shares
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"cuelang.org/go/cue"
 
 	"hastack.dev/hastack/engine"
 	"hastack.dev/hastack/internal/host"
+	"hastack.dev/hastack/stacks/lb"
 )
 
 // HealthCheck is loadBalancer.healthCheck: the load balancer's per-node
@@ -59,7 +62,8 @@ func (s *system) checkBalancerProbe(ctx context.Context, req engine.CheckRequest
 }
 
 // Probe runs hc against ip through d: "tcp" a connect to the port, "http"
-// a GET of the path over TLS (the port carries HTTPS) answered 2xx or 3xx.
+// a GET of the path over TLS (the port carries HTTPS) answered 200, as
+// HAProxy's check expects.
 // what describes the probe for messages.
 func Probe(ctx context.Context, d host.Dialer, ip string, hc HealthCheck) (what string, err error) {
 	addr := net.JoinHostPort(ip, strconv.Itoa(hc.Port))
@@ -82,7 +86,7 @@ func Probe(ctx context.Context, d host.Dialer, ip string, hc HealthCheck) (what 
 }
 
 // HTTPSGet sends one GET of path over TLS on c and returns the status
-// line's code, failing unless it is 2xx or 3xx. The certificate is not
+// line's code, failing unless it is 200 (HAProxy's http check). The certificate is not
 // verified: the probe asks whether the node answers, as a load balancer's
 // health check does (the nodes' certificates are their own self-signed
 // ones until the load balancer terminates TLS).
@@ -101,8 +105,99 @@ func HTTPSGet(ctx context.Context, c net.Conn, hostname, path string) (int, erro
 		return 0, err
 	}
 	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 399 {
+	if resp.StatusCode != 200 { // HAProxy's http check expects 200
 		return resp.StatusCode, fmt.Errorf("answered %s", resp.Status)
 	}
 	return resp.StatusCode, nil
+}
+
+// lbView is what check reads on one load balancer: its addresses, its
+// units' states (in lbUnits' order) and HAProxy's `show stat`.
+type lbView struct {
+	Addrs, Active, Stats string
+	Err                  error
+}
+
+// lbUnits are the units each load balancer runs: nginx carries type 1's
+// transfers.
+func (t *Tier) lbUnits() []string {
+	if t.Architecture == "type1" {
+		return []string{"keepalived", "haproxy", "nginx"}
+	}
+	return []string{"keepalived", "haproxy"}
+}
+
+// lbScript prints a load balancer's view, sections split by @@ lines.
+func (t *Tier) lbScript() string {
+	return "ip -4 -o addr show 2>&1; echo @@active; systemctl is-active " + strings.Join(t.lbUnits(), " ") + " 2>&1; echo @@stats\n" + lb.ShowStatScript()
+}
+
+// LBProblems judges the load balancers' views: exactly one holds the
+// VIP, each runs its units, and HAProxy's https backend has both app
+// nodes UP (HAProxy's own health check, not a probe of ours).
+func (t *Tier) LBProblems(views map[string]lbView, b interface{ WriteString(string) (int, error) }) (problems []string) {
+	var holders []string
+	for _, n := range t.LoadBalancers {
+		v := views[n.Name]
+		if v.Err != nil {
+			problems = append(problems, fmt.Sprintf("load balancer %s: %v", n.Name, v.Err))
+			continue
+		}
+		if strings.Contains(v.Addrs, " "+t.VIP+"/") {
+			holders = append(holders, n.Name)
+		}
+		units, st := t.lbUnits(), strings.Fields(v.Active)
+		ok := len(st) == len(units)
+		for _, s := range st {
+			ok = ok && s == "active"
+		}
+		if !ok {
+			problems = append(problems, fmt.Sprintf("load balancer %s: %s: %s", n.Name, strings.Join(units, ", "), strings.Join(st, ", ")))
+		}
+		states := lb.BackendStates(v.Stats, "https")
+		var up, notUp []string
+		for _, a := range t.App {
+			if states[a.Name] == "UP" {
+				up = append(up, a.Name)
+			} else {
+				notUp = append(notUp, a.Name+" "+cmp.Or(states[a.Name], "unknown"))
+			}
+		}
+		if len(notUp) > 0 {
+			problems = append(problems, fmt.Sprintf("load balancer %s: HAProxy's view: %s not UP in backend https", n.Name, strings.Join(notUp, ", ")))
+		} else {
+			b.WriteString(fmt.Sprintf("load balancer %s: %s active; HAProxy's view: %s UP\n", n.Name, strings.Join(units, ", "), strings.Join(up, ", ")))
+		}
+	}
+	switch len(holders) {
+	case 1:
+		b.WriteString(fmt.Sprintf("VIP %s on %s\n", t.VIP, holders[0]))
+	case 0:
+		problems = append(problems, fmt.Sprintf("no load balancer holds the VIP %s", t.VIP))
+	default:
+		problems = append(problems, fmt.Sprintf("the VIP %s is on %s at once: the load balancers do not hear each other", t.VIP, strings.Join(holders, " and ")))
+	}
+	return problems
+}
+
+// checkLoadBalancers reads each load balancer's view over SSH.
+func (s *system) checkLoadBalancers(ctx context.Context, req engine.CheckRequest, b interface{ WriteString(string) (int, error) }) []string {
+	views := map[string]lbView{}
+	for _, n := range s.t.LoadBalancers {
+		h := req.Hosts[n.Name]
+		if h == nil {
+			views[n.Name] = lbView{Err: fmt.Errorf("not reached")}
+			continue
+		}
+		res, err := h.Run(ctx, s.t.lbScript(), nil)
+		if err != nil {
+			views[n.Name] = lbView{Err: err}
+			continue
+		}
+		out := string(res.Stdout)
+		addrs, rest, _ := strings.Cut(out, "@@active\n")
+		active, stats, _ := strings.Cut(rest, "@@stats\n")
+		views[n.Name] = lbView{Addrs: addrs, Active: active, Stats: stats}
+	}
+	return s.t.LBProblems(views, b)
 }
