@@ -101,7 +101,7 @@ func (s *Stack) drills(ctx context.Context, req engine.CheckRequest) bool {
 		case <-time.After(time.Second):
 		}
 	}
-	d := &drill{s: s, hosts: req.Hosts, out: p}
+	d := &drill{s: s, hosts: req.Hosts, out: p, query: hostSQL(req.Hosts)}
 	for i, name := range req.Drills {
 		// The next drill only after the ones before passed and the system is
 		// healthy again (a database back from a kill may still be syncing).
@@ -131,21 +131,31 @@ type drill struct {
 	s     *Stack
 	hosts map[string]host.Host
 	out   *printer
+	query SQL
 }
 
-// sql runs q on node's database as root and returns its output, or the
-// client's error with its message.
+// SQL runs q on node's database as root (mariadb -N -B) and returns its
+// output, or an error with the client's message.
+type SQL func(ctx context.Context, node, q string) (string, error)
+
+// hostSQL is SQL over hastack's connections.
+func hostSQL(hosts map[string]host.Host) SQL {
+	return func(ctx context.Context, node, q string) (string, error) {
+		h, ok := hosts[node]
+		if !ok {
+			return "", fmt.Errorf("%s: not connected", node)
+		}
+		res, err := h.Run(ctx, mariadbIn+" 2>&1", strings.NewReader(q))
+		out := strings.TrimSpace(string(res.Stdout))
+		if err == nil && res.Code != 0 {
+			err = fmt.Errorf("%s", errLine(out))
+		}
+		return out, err
+	}
+}
+
 func (d *drill) sql(ctx context.Context, node, q string) (string, error) {
-	h, ok := d.hosts[node]
-	if !ok {
-		return "", fmt.Errorf("%s: not connected", node)
-	}
-	res, err := h.Run(ctx, mariadbIn+" 2>&1", strings.NewReader(q))
-	out := strings.TrimSpace(string(res.Stdout))
-	if err == nil && res.Code != 0 {
-		err = fmt.Errorf("%s", errLine(out))
-	}
-	return out, err
+	return d.query(ctx, node, q)
 }
 
 // errLine is the client's error line of out (the client prints the failed
@@ -231,12 +241,12 @@ func poll(ctx context.Context, limit time.Duration, ok func() bool) (time.Durati
 	}
 }
 
-// batch is the drill's own jobs: each id and the stage it was put in at.
-type batch map[int64]string
+// Batch is the drill's own jobs: each id and the stage it was put in at.
+type Batch map[int64]string
 
 // enqueue adds n jobs at stage through node's database, in one transaction,
 // and records their ids.
-func (d *drill) enqueue(ctx context.Context, node string, b batch, stage string, n int) error {
+func (d *drill) enqueue(ctx context.Context, node string, b Batch, stage string, n int) error {
 	var q strings.Builder
 	q.WriteString("START TRANSACTION;\n")
 	for range n {
@@ -257,7 +267,7 @@ func (d *drill) enqueue(ctx context.Context, node string, b batch, stage string,
 	return nil
 }
 
-func (b batch) in() string {
+func (b Batch) in() string {
 	ids := make([]string, 0, len(b))
 	for id := range b {
 		ids = append(ids, strconv.FormatInt(id, 10))
@@ -320,7 +330,7 @@ func stagesFrom(stage string) []string {
 
 // Count tallies b from its jobs' rows and its runs' rows: every job done,
 // each of its steps run exactly once, no other run.
-func (b batch) Count(jobs, runs []Row) Tally {
+func (b Batch) Count(jobs, runs []Row) Tally {
 	t := Tally{Jobs: len(b)}
 	stage := map[int64]string{}
 	for _, j := range jobs {
@@ -369,10 +379,24 @@ func (b batch) Count(jobs, runs []Row) Tally {
 // finish waits until b is done (or limit), tallies it from node's
 // database, and removes its jobs and runs: the drill leaves the queue as
 // it found it.
-func (d *drill) finish(ctx context.Context, node, what string, b batch, limit time.Duration) {
+func (d *drill) finish(ctx context.Context, node, what string, b Batch, limit time.Duration) {
 	if len(b) == 0 {
 		return
 	}
+	t, took, err := d.tally(ctx, node, b, limit)
+	if err != nil {
+		d.out.add(Result{node, what + " jobs", false, "reading the queue: " + err.Error()})
+	} else {
+		d.out.add(Result{"", what + " jobs", t.OK(), fmt.Sprintf("%s (all done %.1fs after the drill)", t, took.Seconds())})
+	}
+	if err := d.remove(ctx, node, b); err != nil {
+		d.out.add(Result{node, what + " cleanup", false, "removing the drill's jobs: " + err.Error()})
+	}
+}
+
+// tally waits until b is done (or limit) and counts it from node's
+// database; took is how long the wait was.
+func (d *drill) tally(ctx context.Context, node string, b Batch, limit time.Duration) (Tally, time.Duration, error) {
 	took, _ := poll(ctx, limit, func() bool {
 		out, err := d.sql(ctx, node, "SELECT COUNT(*) FROM massstore.jobs WHERE stage <> 'done' AND id IN "+b.in())
 		return err == nil && out == "0"
@@ -397,22 +421,24 @@ func (d *drill) finish(ctx context.Context, node, what string, b batch, limit ti
 		return rows, nil
 	}
 	jobs, err := readRows("SELECT id, stage FROM massstore.jobs WHERE id IN " + b.in())
-	var runs []Row
-	if err == nil {
-		runs, err = readRows("SELECT job, stage FROM massstore.runs WHERE job IN " + b.in())
-	}
 	if err != nil {
-		d.out.add(Result{node, what + " jobs", false, "reading the queue: " + err.Error()})
-	} else {
-		t := b.Count(jobs, runs)
-		d.out.add(Result{"", what + " jobs", t.OK(), fmt.Sprintf("%s (all done %.1fs after the drill)", t, took.Seconds())})
+		return Tally{}, took, err
 	}
-	// Jobs first: a worker still holding one finishes its run before the
-	// job's row goes, and the runs go after it.
-	_, err = d.sql(ctx, node, "DELETE FROM massstore.jobs WHERE id IN "+b.in()+"; DO SLEEP(1); DELETE FROM massstore.runs WHERE job IN "+b.in())
+	runs, err := readRows("SELECT job, stage FROM massstore.runs WHERE job IN " + b.in())
 	if err != nil {
-		d.out.add(Result{node, what + " cleanup", false, "removing the drill's jobs: " + err.Error()})
+		return Tally{}, took, err
 	}
+	return b.Count(jobs, runs), took, nil
+}
+
+// remove deletes b's jobs and runs. Jobs first: a worker still holding one
+// finishes its run before the job's row goes, and the runs go after it.
+func (d *drill) remove(ctx context.Context, node string, b Batch) error {
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := d.sql(ctx, node, "DELETE FROM massstore.jobs WHERE id IN "+b.in()+"; DO SLEEP(1); DELETE FROM massstore.runs WHERE job IN "+b.in())
+	return err
 }
 
 // workers lists the worker instance names on server (on == true) or off it.
@@ -463,7 +489,7 @@ func (d *drill) runsAfter(ctx context.Context, node string, id int64, workers []
 // main process, by itself, within two supervision cycles) and working
 // (a worker is given jobs of its stage once it is back, and must take one).
 func (d *drill) kill(ctx context.Context) {
-	b := batch{}
+	b := Batch{}
 	var via string
 	for _, srv := range d.s.Servers {
 		other := ""
@@ -486,7 +512,7 @@ func (d *drill) kill(ctx context.Context) {
 	d.finish(ctx, via, "kill", b, 3*time.Minute)
 }
 
-func (d *drill) killOne(ctx context.Context, b batch, srv, other, unit string, survivors []string) Result {
+func (d *drill) killOne(ctx context.Context, b Batch, srv, other, unit string, survivors []string) Result {
 	check := "kill " + unit
 	fail := func(f string, a ...any) Result { return Result{srv, check, false, fmt.Sprintf(f, a...)} }
 	// Enough for the survivors to take some during the kill, at 8 jobs/s.
@@ -691,7 +717,7 @@ func (d *drill) serverOne(ctx context.Context, srv string) {
 	}
 	d.out.add(Result{srv, check, ok && refused, detail})
 
-	b := batch{}
+	b := Batch{}
 	if majority && ok {
 		d.throughput(ctx, srv, via, b)
 	}
@@ -705,10 +731,42 @@ func (d *drill) serverOne(ctx context.Context, srv string) {
 	d.finish(ctx, via, "server "+srv, b, 3*time.Minute)
 }
 
-// throughput measures, with srv cut off, each process with a declared
-// throughput on the survivors: the drill's jobs enough for the window, each
-// surviving instance's jobs per second over it, summed.
-func (d *drill) throughput(ctx context.Context, srv, via string, b batch) {
+// Measure is one process's throughput measured on the survivors of a
+// server gone: Rate ± Err jobs/s by Instances, against the declared Need.
+type Measure struct {
+	Process   string
+	Rate, Err float64
+	Need      float64
+	Instances []string
+	Per       string // each instance's rate
+	Window    time.Duration
+}
+
+// Met is the drills' rule: the declared figure within three standard
+// errors below the rate. An instance carrying exactly its capacity
+// measures above or below it by its jitter alone.
+func (m Measure) Met() bool { return m.Rate+3*m.Err >= m.Need }
+
+func (m Measure) String() string {
+	return fmt.Sprintf("%.3f ± %.3f jobs/s by %d instance(s) (%s) over %s; declared N-1 throughput %g jobs/s", m.Rate, m.Err, len(m.Instances), m.Per, m.Window, m.Need)
+}
+
+// throughput prints the survivors' measures with srv gone, as checks.
+func (d *drill) throughput(ctx context.Context, srv, via string, b Batch) {
+	ms, err := d.measure(ctx, srv, via, b)
+	for _, m := range ms {
+		detail := fmt.Sprintf("%.3f ± %.3f jobs/s by %d instance(s) on %s (%s) over %s; declared N-1 throughput %g jobs/s", m.Rate, m.Err, len(m.Instances), strings.Join(survivorsOf(d.s, srv), ", "), m.Per, m.Window, m.Need)
+		d.out.add(Result{"", "server " + srv + " cut off: " + m.Process, m.Met(), detail})
+	}
+	if err != nil {
+		d.out.add(Result{via, "server " + srv + " cut off: throughput", false, err.Error()})
+	}
+}
+
+// measure measures, with srv gone, each process with a declared throughput
+// on the survivors: the drill's jobs (put in b) enough for the window,
+// each surviving instance's jobs per second over it, summed.
+func (d *drill) measure(ctx context.Context, srv, via string, b Batch) ([]Measure, error) {
 	type kind struct{ name, stage string }
 	kinds := []kind{{"datamover", "move"}, {"transcode", "transcode"}}
 	for _, k := range kinds {
@@ -719,22 +777,21 @@ func (d *drill) throughput(ctx context.Context, srv, via string, b batch) {
 		// Half as many again as the window needs, so that no instance runs dry.
 		n := int(math.Ceil(*p.Throughput*measureWindow.Seconds()*1.5)) + 10
 		if err := d.enqueue(ctx, via, b, k.stage, n); err != nil {
-			d.out.add(Result{via, "server " + srv + " cut off: " + k.name, false, err.Error()})
-			return
+			return nil, fmt.Errorf("%s: %v", k.name, err)
 		}
 	}
 	// A second for the survivors to take up the jobs, then the window.
 	time.Sleep(time.Second)
 	t0, err := d.sql(ctx, via, "SELECT NOW(3)")
 	if err != nil {
-		d.out.add(Result{via, "server " + srv + " cut off: throughput", false, "reading the clock: " + err.Error()})
-		return
+		return nil, fmt.Errorf("reading the clock: %v", err)
 	}
 	select {
 	case <-ctx.Done():
-		return
+		return nil, ctx.Err()
 	case <-time.After(measureWindow):
 	}
+	var ms []Measure
 	for _, k := range kinds {
 		p := d.s.Processes[k.name]
 		if p.Throughput == nil {
@@ -749,18 +806,13 @@ func (d *drill) throughput(ctx context.Context, srv, via string, b batch) {
 		// Per instance: its runs in the window, first to last; the rate of
 		// an instance that ran once or never is 0.
 		out, err := d.sql(ctx, via, fmt.Sprintf("SELECT worker, UNIX_TIMESTAMP(at) FROM massstore.runs WHERE stage = '%s' AND at >= '%s' AND at < '%s' + INTERVAL %d SECOND AND job IN %s", k.stage, t0, t0, int(measureWindow.Seconds()), b.in()))
-		check := "server " + srv + " cut off: " + k.name
 		if err != nil {
-			d.out.add(Result{via, check, false, "reading the runs: " + err.Error()})
-			continue
+			return ms, fmt.Errorf("%s: reading the runs: %v", k.name, err)
 		}
 		rate, e, per := throughputOf(out, names)
-		need := *p.Throughput
-		// Met when the declared figure is within three standard errors
-		// below the rate: an instance carrying exactly its capacity
-		// measures above or below it by its jitter alone.
-		d.out.add(Result{"", check, rate+3*e >= need, fmt.Sprintf("%.3f ± %.3f jobs/s by %d instance(s) on %s (%s) over %s; declared N-1 throughput %g jobs/s", rate, e, len(names), strings.Join(survivorsOf(d.s, srv), ", "), per, measureWindow, need)})
+		ms = append(ms, Measure{Process: k.name, Rate: rate, Err: e, Need: *p.Throughput, Instances: names, Per: per, Window: measureWindow})
 	}
+	return ms, nil
 }
 
 func survivorsOf(s *Stack, srv string) []string {

@@ -14,7 +14,7 @@ import (
 // The kill drill's verdict comes from the queue tables: canned rows of a
 // batch of three jobs, read back as the drill reads them.
 func TestTallyCatchesDuplicateAndLoss(t *testing.T) {
-	b := batch{1: "move", 2: "move", 3: "transcode"}
+	b := Batch{1: "move", 2: "move", 3: "transcode"}
 	done := []Row{{1, "done"}, {2, "done"}, {3, "done"}}
 	clean := []Row{{1, "move"}, {1, "transcode"}, {2, "move"}, {2, "transcode"}, {3, "transcode"}}
 	if tl := b.Count(done, clean); !tl.OK() || !strings.Contains(tl.String(), "3 drill jobs: 0 lost or not done, 0 done twice") {
