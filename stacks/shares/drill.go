@@ -111,11 +111,36 @@ func sqlOn(ctx context.Context, h host.Host, stmts string) (string, error) {
 	return string(res.Stdout), nil
 }
 
-// commit inserts row seq, autocommitted: the client counts it committed
-// once the statement returned success.
-func commit(ctx context.Context, h host.Host, seq int) error {
+// Commit inserts row seq, autocommitted: the client counts it committed
+// once the statement returned success. Exported, with CreateTable and
+// Rows, for e2e's power cut, a failure hastack cannot make.
+func Commit(ctx context.Context, h host.Host, seq int) error {
 	_, err := sqlOn(ctx, h, fmt.Sprintf("INSERT INTO %s.commits (seq, server) VALUES (%d, @@hostname)", DrillDB, seq))
 	return err
+}
+
+// CreateTable (re)creates the drill's table on h and returns
+// innodb_flush_log_at_trx_commit.
+func CreateTable(ctx context.Context, h host.Host) (string, error) {
+	v, err := sqlOn(ctx, h, fmt.Sprintf("DROP DATABASE IF EXISTS %[1]s; CREATE DATABASE %[1]s; CREATE TABLE %[1]s.commits (seq INT PRIMARY KEY, server VARCHAR(255) NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB; SELECT @@innodb_flush_log_at_trx_commit", DrillDB))
+	return strings.TrimSpace(v), err
+}
+
+// Rows reads the seq of every row in the drill's table on h.
+func Rows(ctx context.Context, h host.Host) ([]int, error) {
+	rows, err := sqlOn(ctx, h, "SELECT seq FROM "+DrillDB+".commits ORDER BY seq")
+	if err != nil {
+		return nil, err
+	}
+	var found []int
+	for _, l := range strings.Fields(rows) {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return nil, fmt.Errorf("%q", l)
+		}
+		found = append(found, n)
+	}
+	return found, nil
 }
 
 // KillCommand kills a node's part of the tier as its death would, with
@@ -152,11 +177,11 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 		fmt.Fprintf(req.Out, "drill failover: "+format+"\n", a...)
 	}
 
-	v, err := sqlOn(ctx, oldH, fmt.Sprintf("DROP DATABASE IF EXISTS %[1]s; CREATE DATABASE %[1]s; CREATE TABLE %[1]s.commits (seq INT PRIMARY KEY, server VARCHAR(255) NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB; SELECT @@innodb_flush_log_at_trx_commit", DrillDB))
+	v, err := CreateTable(ctx, oldH)
 	if err != nil {
 		return nil, fmt.Errorf("creating the drill's table on %s: %v", oldN.Name, err)
 	}
-	out("table %s.commits on %s (innodb_flush_log_at_trx_commit=%s)", DrillDB, oldN.Name, strings.TrimSpace(v))
+	out("table %s.commits on %s (innodb_flush_log_at_trx_commit=%s)", DrillDB, oldN.Name, v)
 
 	// The client: commits on the old node until the kill, then on the new
 	// one once it takes them.
@@ -170,7 +195,7 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 		defer close(done)
 		for wctx.Err() == nil {
 			n := next()
-			if commit(wctx, oldH, n) == nil {
+			if Commit(wctx, oldH, n) == nil {
 				record(n)
 			} else {
 				time.Sleep(50 * time.Millisecond)
@@ -226,7 +251,7 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 		}
 		if f.MySQL == 0 {
 			n := next()
-			if commit(ctx, newH, n) == nil {
+			if Commit(ctx, newH, n) == nil {
 				f.MySQL = time.Since(start)
 				record(n)
 			}
@@ -251,21 +276,13 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 	// More rows after, then what the table holds.
 	for range 10 {
 		n := next()
-		if err := commit(ctx, newH, n); err != nil {
+		if err := Commit(ctx, newH, n); err != nil {
 			return f, fmt.Errorf("committing row %d on %s after the failover: %v", n, newN.Name, err)
 		}
 		record(n)
 	}
-	rows, err := sqlOn(ctx, newH, "SELECT seq FROM "+DrillDB+".commits ORDER BY seq")
-	if err != nil {
+	if f.Found, err = Rows(ctx, newH); err != nil {
 		return f, fmt.Errorf("reading the drill's rows on %s: %v", newN.Name, err)
-	}
-	for _, l := range strings.Fields(rows) {
-		n, err := strconv.Atoi(l)
-		if err != nil {
-			return f, fmt.Errorf("reading the drill's rows on %s: %q", newN.Name, l)
-		}
-		f.Found = append(f.Found, n)
 	}
 	f.Lost, f.InDoubt = LostRows(f.Committed, f.Found)
 	if _, err := sqlOn(ctx, newH, "DROP DATABASE "+DrillDB); err != nil {
