@@ -239,7 +239,8 @@ func massstoreConfig(t *testing.T, l *lab.Lab, vip string) string {
 // Primary and carries the declared N-1 throughput of the datamovers and
 // the transcode engines, the cut one refuses the queue and rejoins when
 // healed. Both leave the queue as they found it. The figures are the
-// drills' output (docs/massstore.md).
+// drills' output (docs/massstore.md). Then the subtest crash: a server
+// powered off and booted (massstoreCrash).
 func TestMassStoreKills(t *testing.T) {
 	t.Parallel()
 	for _, p := range []string{"/usr/sbin/mariadbd", "/usr/bin/garbd", "/usr/lib/galera/libgalera_smm.so", "/usr/bin/rsync", "/usr/bin/socat"} {
@@ -359,4 +360,8 @@ func TestMassStoreKills(t *testing.T) {
 	if out := hastack(0, "check"); !strings.Contains(out, "ok    -      vip: "+vip+" held by node") {
 		t.Error("check does not name the VIP's holder after the drill")
 	}
+
+	// A whole server's crash and boot (massstore_crash_test.go), last: it
+	// ends with node2 off.
+	t.Run("crash", func(t *testing.T) { massstoreCrash(t, l, dir) })
 }

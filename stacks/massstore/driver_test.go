@@ -3,6 +3,7 @@ package massstore_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,8 +86,17 @@ func TestRenderWitness(t *testing.T) {
 	if start := content(t, nodes["ms1"]["file:/etc/massstore/galera-start"]); !strings.Contains(start, "[ true = true ]") || !strings.Contains(start, "for p in 10.0.0.12 10.0.0.13; do") {
 		t.Errorf("ms1 does not bootstrap a new cluster when no peer answers:\n%s", start)
 	}
-	if start := content(t, nodes["ms2"]["file:/etc/massstore/galera-start"]); !strings.Contains(start, "[ false = true ]") {
+	start := content(t, nodes["ms2"]["file:/etc/massstore/galera-start"])
+	if !strings.Contains(start, "[ false = true ]") {
 		t.Errorf("ms2 may bootstrap:\n%s", start)
+	}
+	// After a crash it recovers its position (the e2e crash test shows the
+	// rejoin by IST it buys), and the script is valid bash.
+	if !strings.Contains(start, "--wsrep-recover") || !strings.Contains(start, "${pos:+--wsrep-start-position=$pos}") {
+		t.Errorf("galera-start does not recover the position after a crash:\n%s", start)
+	}
+	if out, err := exec.Command("bash", "-n", "-c", start).CombinedOutput(); err != nil {
+		t.Errorf("galera-start: bash -n: %v: %s", err, out)
 	}
 	garbd := content(t, nodes["arb"]["file:/etc/systemd/system/massstore-garbd.service"])
 	if !strings.Contains(garbd, "--address gcomm://10.0.0.11,10.0.0.12 ") || !strings.Contains(garbd, "Restart=on-failure") {
