@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -88,23 +85,11 @@ Host *
 		if !strings.Contains(strings.Join(args, " "), "-F ") {
 			cmd.Env = append(cmd.Env, "HASTACK_SSH_CONFIG="+sshConfig)
 		}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		start := time.Now()
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		switch {
-		case errors.As(err, &ee):
-			code = ee.ExitCode()
-		case err != nil:
-			t.Fatalf("hastack %s: %v", strings.Join(args, " "), err)
-		}
-		t.Logf("hastack %s: exit %d in %.1fs\n%s", strings.Join(args, " "), code, time.Since(start).Seconds(), out.String())
-		if strings.Contains(out.String(), testPassword) {
+		code, out := runLogged(t, cmd, args)
+		if strings.Contains(out, testPassword) {
 			t.Errorf("hastack %s printed the password", args[0])
 		}
-		return code, out.String()
+		return code, out
 	}
 	// logins counts each lab node's accepted SSH logins, by source address.
 	logins := func() map[string]map[string]int {

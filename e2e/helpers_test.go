@@ -82,6 +82,19 @@ func runHastack(t *testing.T, labDir, dir string, env map[string]string, args ..
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	code, s := runLogged(t, cmd, args)
+	for _, v := range env {
+		if strings.Contains(s, v) {
+			t.Errorf("hastack %s printed a password", strings.Join(args, " "))
+		}
+	}
+	return code, s
+}
+
+// runLogged runs cmd (the CLI with args), logs its exit code, time and
+// output, and returns the code and the output.
+func runLogged(t *testing.T, cmd *exec.Cmd, args []string) (int, string) {
+	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -96,11 +109,6 @@ func runHastack(t *testing.T, labDir, dir string, env map[string]string, args ..
 	}
 	s := out.String()
 	t.Logf("hastack %s: exit %d in %.1fs\n%s", strings.Join(args, " "), code, time.Since(start).Seconds(), s)
-	for _, v := range env {
-		if strings.Contains(s, v) {
-			t.Errorf("hastack %s printed a password", strings.Join(args, " "))
-		}
-	}
 	return code, s
 }
 
