@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"hastack.dev/hastack/internal/lab"
 )
 
 // TestBearerDrill is issue 11's bearer-token proof through hastack itself:
@@ -26,17 +24,7 @@ import (
 // expired; nothing of the drill is left behind, also after a Ctrl-C.
 func TestBearerDrill(t *testing.T) {
 	t.Parallel()
-	for _, bin := range []string{"/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/sbin/nginx", "/usr/bin/socat"} {
-		if _, err := os.Stat(bin); err != nil {
-			t.Skipf("needs %s (tools/deps.sh)", bin)
-		}
-	}
-	l := lab.Start(t, 3+feLBs)
-	vip, err := l.SpareIP(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cluster{t: t, lab: l, dir: t.TempDir()}
+	l, vip, c := frontendLab(t)
 	writeFrontendConfig(t, l, c.dir, vip)
 	// The options, in a file of their own in the config's package.
 	opts := "package cluster\n\nclusters: " + strconv.Quote(l.Name) + ": bearerToken: {scopeRole: \"user\", tokenKeyLength: 2048}\n"

@@ -27,6 +27,7 @@ const (
 	feNodeUser = "feadmin"
 	feNodePass = "fe-Node-Pass1"
 	feLBs      = 2
+	feDocroot  = "/mnt/shared/aspera" // the lab's shared storage in every node
 )
 
 // TestFrontend is issue 11's proof on the lab with Debian's keepalived,
@@ -41,17 +42,7 @@ const (
 // that each keep their own Redis fails.
 func TestFrontend(t *testing.T) {
 	t.Parallel()
-	for _, bin := range []string{"/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/sbin/nginx", "/usr/bin/socat", "/usr/bin/ssh-keygen", "/usr/bin/ssh-keyscan"} {
-		if _, err := os.Stat(bin); err != nil {
-			t.Skipf("needs %s (tools/deps.sh)", bin)
-		}
-	}
-	l := lab.Start(t, 3+feLBs)
-	vip, err := l.SpareIP(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cluster{t: t, lab: l, dir: t.TempDir()}
+	l, vip, c := frontendLab(t, "/usr/bin/ssh-keygen", "/usr/bin/ssh-keyscan")
 	keys := newFrontendKeys(t)
 	writeFrontendConfigKeys(t, l, c.dir, vip, keys)
 	// The host key file is planned without its content: no line of the
@@ -72,8 +63,25 @@ func TestFrontend(t *testing.T) {
 		strings.Count(out, "lb-backends: HAProxy has every node's Node API up: node1, node2, node3") != 2 ||
 		strings.Count(out, "host-key: the transfer host key is the secret transferHostKey's: "+keys.fingerprint) != 3 ||
 		!strings.Contains(out, "host-keys: one transfer host key on 3 of 3 nodes: "+keys.fingerprint) ||
-		strings.Count(out, "token-key: token_encryption_key is the secret tokenKey's") != 3 || keys.leaked(out) {
-		t.Error("check does not show the front end's VIP holder, the transfer users' ids, one aspera.conf or one host key and token key")
+		strings.Count(out, "token-key: token_encryption_key is the secret tokenKey's") != 3 || keys.leaked(out) ||
+		!strings.Contains(out, "docroot: xfer (uid ") || strings.Count(out, "docroot: reads node1's probe under "+feDocroot+": one storage") != 2 {
+		t.Error("check does not show the front end's VIP holder, the transfer users' ids, one aspera.conf, one host key and token key, or one docroot")
+	}
+	// A node whose docroot is a directory of its own (/mnt is node-private in the lab; a mount missing,
+	// another storage): check fails, naming it; back on the shared
+	// storage it passes, and no probe is left behind.
+	if out, err := c.exec("node3", "sh", "-c", "mkdir -p /mnt/local-docroot && chown xfer /mnt/local-docroot && mount --bind /mnt/local-docroot "+feDocroot); err != nil {
+		t.Fatalf("node3: %v %s", err, out)
+	}
+	if out := c.must(1, "check"); !strings.Contains(out, "FAIL  node3  docroot: does not read node1's probe under "+feDocroot) {
+		t.Error("check does not name node3, whose docroot is a local directory")
+	}
+	if out, err := c.exec("node3", "umount", feDocroot); err != nil {
+		t.Fatalf("node3: %v %s", err, out)
+	}
+	c.must(0, "check")
+	if left, _ := os.ReadDir(filepath.Join(l.SharedDir(), "aspera")); len(left) != 0 {
+		t.Errorf("check left %v in the docroot", left)
 	}
 	// TCP 33001 is each node's transfer sshd (the stack's, with the shared
 	// host key); UDP 33001 stands in for FASP: a responder that answers
@@ -430,6 +438,24 @@ func writeFrontendConfig(t *testing.T, l *lab.Lab, dir, vip string) {
 	writeFrontendConfigKeys(t, l, dir, vip, newFrontendKeys(t))
 }
 
+// frontendLab starts a lab of three HSTS nodes and feLBs load balancers
+// and returns it, the VIP and a cluster for a config in a temporary
+// directory; it skips without the front end's programs or bins.
+func frontendLab(t *testing.T, bins ...string) (*lab.Lab, string, *cluster) {
+	t.Helper()
+	for _, bin := range append([]string{"/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/sbin/nginx", "/usr/bin/socat"}, bins...) {
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", bin)
+		}
+	}
+	l := lab.Start(t, 3+feLBs)
+	vip, err := l.SpareIP(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, vip, &cluster{t: t, lab: l, dir: t.TempDir()}
+}
+
 // writeFrontendConfigKeys is writeFrontendConfig with keys as its secrets.
 func writeFrontendConfigKeys(t *testing.T, l *lab.Lab, dir, vip string, keys *frontendKeys) {
 	t.Helper()
@@ -442,6 +468,16 @@ func writeFrontendConfigKeys(t *testing.T, l *lab.Lab, dir, vip string, keys *fr
 	fmt.Fprintf(&b, "\t]\n\tprimary: \"node1\"\n\tsecret: env: \"HASTACK_REDIS_PASSWORD\"\n\t%s\n", debugExtra)
 	fmt.Fprintf(&b, "\tusers: transfer: [\"xfer\", \"xfer2\"]\n\tusers: ids: {xfer: {uid: %d, gid: %d}, xfer2: {uid: %d, gid: %d}}\n",
 		u.XferUID, u.XferUID, u.Xfer2UID, u.Xfer2UID)
+	// The docroot: the lab's shared storage, xfer's to write (hastack
+	// creates nothing under it, docs/frontend.md).
+	root := filepath.Join(l.SharedDir(), "aspera")
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(root, u.XferUID, u.XferUID); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "\tusers: docroot: %q\n", feDocroot)
 	fmt.Fprintf(&b, "\tsecrets: {\n\t\ttransferHostKey: file: %q\n\t\ttokenKey: file: %q\n\t}\n\tbearerToken: encryptionKey: \"tokenKey\"\n", keys.hostKeyFile, keys.tokenFile)
 	fmt.Fprintf(&b, "\tfrontend: {\n\t\tvip: %q\n\t\thostKey: \"transferHostKey\"\n\t\tloadBalancers: [\n", vip)
 	for i, n := range l.Nodes[3:] {

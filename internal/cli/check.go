@@ -34,7 +34,7 @@ func runCheck(env *Env, args []string) int {
 	fs.Var(&named, "drill", "run the stack's drill NAME (repeatable, or NAME,NAME); the stack's docs list its drills (hsts: replication, failover, bearer; shares: failover; massstore: kill, server, vip)")
 	wait := fs.Duration("wait", 0, "retry the checks until they pass or this long has passed (e.g. 30s, right after an apply)")
 	var lf lockFlags
-	lf.register(fs, "during a drill (a check without -failover or -replication changes nothing and takes no lock)")
+	lf.register(fs, "during a drill (a check without a drill changes nothing but the docroot probe it removes, and takes no lock)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}

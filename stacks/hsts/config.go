@@ -48,10 +48,12 @@ type Cluster struct {
 	Frontend *Frontend // nil without a front end
 }
 
-// Users names the node user and the transfer users that get keystores.
+// Users names the node user and the transfer users that get keystores,
+// and the transfer users' docroot ("" when unset).
 type Users struct {
 	Node     string
 	Transfer []string
+	Docroot  string
 }
 
 // Firewall says whether and where hastack keeps the iptables rules.
@@ -89,6 +91,7 @@ func Decode(cl *config.Cluster) (*Cluster, error) {
 		Users struct {
 			Node     string   `json:"node"`
 			Transfer []string `json:"transfer"`
+			Docroot  string   `json:"docroot"`
 		} `json:"users"`
 		Rollout struct {
 			Pause int `json:"pauseMilliseconds"`

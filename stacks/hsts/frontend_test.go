@@ -29,7 +29,7 @@ clusters: transfer: hsts.#Cluster & {
 	]
 	primary: "node1"
 	users: transfer: ["xfer"]
-	users: ids: xfer: {uid: 3001, gid: 3002}
+	users: ids: xfer: {uid: 3001, gid: 3002}, users: docroot: "/mnt/shared/aspera"
 	secrets: hostKey: env: "HASTACK_TEST_HOSTKEY"
 	frontend: {
 		vip:     "10.0.0.2"

@@ -9,7 +9,9 @@ import (
 // shared host key (the placeholder of frontend.hostKey's secret, 0600
 // root), on transfer.sshPort, reloaded when the key or its config change;
 // with bearerToken.encryptionKey aspera.conf gets token_encryption_key as
-// that secret's placeholder, in the node data section (set_node_data). The load balancers get none of it.
+// that secret's placeholder, and users.docroot as the global <absolute>,
+// both in the node data section (set_node_data). The load balancers get
+// none of it.
 func TestRenderTransfer(t *testing.T) {
 	cfg := loadExample(t, frontendCluster(t, `transfer: sshPort: 2201
 	}
@@ -38,13 +40,17 @@ func TestRenderTransfer(t *testing.T) {
 			t.Errorf("%s: the service is %v", n, svc)
 		}
 		settings, _ := spec(t, r, n, "asconf:/opt/aspera/etc/aspera.conf")["settings"].([]any)
-		found := false
+		found, docroot := false, false
 		for _, s := range settings {
 			m := s.(map[string]any)
 			found = found || m["key"] == "token_encryption_key" && m["value"] == "@@hastack:secret:tokenKey@@" && m["section"] == "node"
+			docroot = docroot || m["key"] == "absolute" && m["value"] == "/mnt/shared/aspera" && m["section"] == "node"
 		}
 		if !found {
 			t.Errorf("%s: aspera.conf settings %v have no token_encryption_key placeholder", n, settings)
+		}
+		if !docroot {
+			t.Errorf("%s: aspera.conf settings %v do not set users.docroot as the global <absolute>", n, settings)
 		}
 	}
 	for _, nd := range r.Nodes {

@@ -22,7 +22,8 @@ import (
 // Frontend checks what a front end needs (docs/frontend.md): behind one
 // address every HSTS node must be interchangeable, so the transfer users
 // have the config's uid and gid on every node and aspera.conf's <server>
-// and <default> sections are the same on every node; and exactly one load balancer holds
+// and <default> sections are the same on every node, and the docroot is one
+// storage (docroot.go); and exactly one load balancer holds
 // the VIP, with keepalived, HAProxy (and nginx) running on each. Nothing
 // without a front end.
 func (c *Checker) Frontend(ctx context.Context) Report {
@@ -70,7 +71,7 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 	confs := map[string][]string{} // aspera.conf <server> section → nodes
 	keys := c.transferKeys()
 	prints := map[string][]string{} // transfer host key fingerprint → nodes
-	var holders []string
+	var holders, answered []string
 	for _, a := range nodes {
 		if a.err != nil {
 			add(a.node, "frontend", false, "cannot read: %v", a.err)
@@ -104,6 +105,7 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 			}
 			continue
 		}
+		answered = append(answered, a.node)
 		var bad []string
 		for i, u := range c.Cluster.Users.Transfer {
 			id, ok := f.TransferIDs[u]
@@ -136,6 +138,7 @@ func (c *Checker) Frontend(ctx context.Context) Report {
 		add("", "vip", false, "the VIP %s is on %s at once: the load balancers do not hear each other", f.VIP, strings.Join(holders, " and "))
 	}
 	keys.hostKeysResult(prints, len(c.Cluster.Nodes), add)
+	r = append(r, c.Docroot(ctx, answered)...) // docroot.go
 	if len(confs) == 1 {
 		add("", "aspera.conf", true, "the <server> and <default> sections of aspera.conf are the same on the %d nodes", len(c.Cluster.Nodes))
 	} else if len(confs) > 1 {
