@@ -133,6 +133,7 @@ sleep 0.3`
 		}
 		t.Skip("the kernel has IPVS, but the lab does not route the nodes' replies back through the load balancers (lb_kind NAT): not exercised")
 	})
+	t.Run("power cut of the active node", func(t *testing.T) { sharesPowerOff(t, c, vip) })
 }
 
 // sharesHTTPS sends n HTTPS GETs through the VIP on 443 from the

@@ -88,6 +88,16 @@ type Checker interface {
 	Check(ctx context.Context, req CheckRequest) bool
 }
 
+// PartialChecker is a Checker that reports on a system with nodes down
+// (a dead node is what an HA system is built to survive): check gives it
+// the nodes it reached and names the others in CheckRequest.Unreachable,
+// instead of stopping at the first connect error. Drills still need
+// every node.
+type PartialChecker interface {
+	Checker
+	ChecksNodesDown()
+}
+
 // CheckRequest is one check run of one system.
 type CheckRequest struct {
 	Hosts  map[string]host.Host
@@ -95,6 +105,9 @@ type CheckRequest struct {
 	Out    io.Writer     // the report, and the drills' progress
 	Wait   time.Duration // retry the checks until they pass, this long
 	Drills []string      // the drills asked for, by name, in the order to run them
+	// Unreachable are the nodes not connected to, with why; only ever set
+	// for a PartialChecker (Hosts then lacks them).
+	Unreachable map[string]error
 }
 
 var drivers = struct {

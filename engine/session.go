@@ -491,6 +491,13 @@ func ConnectCluster(ctx context.Context, cl *config.Cluster, opts Options) (map[
 	return nil, ne
 }
 
+// ConnectReachable connects to every node of cl in parallel, as
+// ConnectCluster, and returns the nodes it reached and why it did not
+// reach the others.
+func ConnectReachable(ctx context.Context, cl *config.Cluster, opts Options) (map[string]host.Host, map[string]error) {
+	return connectAll(ctx, nodeSpecs(cl), opts)
+}
+
 // ResolveSecret reads a system's password, during a rotation the previous
 // one too, and its named secrets. A system with none has the zero Secret.
 func ResolveSecret(cl *config.Cluster) (secret.Secret, error) {

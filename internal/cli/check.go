@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"hastack.dev/hastack/engine"
+	"hastack.dev/hastack/internal/host"
 )
 
 func init() {
@@ -103,7 +105,23 @@ func runCheck(env *Env, args []string) int {
 		redact(env, sec)
 		// Every wait inside is bounded too; this is the last resort.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute+*wait)
-		hosts, unlock, err := engine.ConnectClusterLocked(cctx, cl, opts)
+		var unreachable map[string]error
+		var hosts map[string]host.Host
+		unlock := func() {}
+		if _, partial := checker.(engine.PartialChecker); partial && opts.Lock == nil {
+			// A node down is what the system is built to survive: report
+			// on the others, the unreachable named as failures. (A drill
+			// takes the lock and needs every node.)
+			hosts, unreachable = engine.ConnectReachable(cctx, cl, opts)
+			for _, n := range slices.Sorted(maps.Keys(unreachable)) {
+				fmt.Fprintf(env.Stderr, "hastack check: cluster %s: %v\n", cl.Name, unreachable[n])
+			}
+			if len(hosts) == 0 {
+				err = fmt.Errorf("cluster %s: no node reached", cl.Name)
+			}
+		} else {
+			hosts, unlock, err = engine.ConnectClusterLocked(cctx, cl, opts)
+		}
 		if err != nil {
 			cancel()
 			fmt.Fprintf(env.Stderr, "hastack check: %v\n", err)
@@ -111,7 +129,7 @@ func runCheck(env *Env, args []string) int {
 			code = ExitFailure
 			continue
 		}
-		if !checker.Check(cctx, engine.CheckRequest{Hosts: hosts, Secret: sec, Out: env.Stdout, Wait: *wait, Drills: drills}) {
+		if !checker.Check(cctx, engine.CheckRequest{Hosts: hosts, Secret: sec, Out: env.Stdout, Wait: *wait, Drills: drills, Unreachable: unreachable}) {
 			code = ExitFailure
 		}
 		unlock()

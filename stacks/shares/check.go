@@ -1,7 +1,9 @@
 package shares
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -66,6 +68,17 @@ func (s *system) Check(ctx context.Context, req engine.CheckRequest) bool {
 	return len(problems) == 0
 }
 
+// ChecksNodesDown makes check report on the tier with a node down (its
+// failover case): the node is named not reached, the other and the load
+// balancers checked as ever.
+func (s *system) ChecksNodesDown() {}
+
+// unreached is why node was not connected to (its error names it).
+func unreached(req engine.CheckRequest, node string) string {
+	err := cmp.Or(req.Unreachable[node], errors.New("no connection"))
+	return strings.TrimPrefix(err.Error(), node+": ")
+}
+
 // checkOnce runs the checks once; active is the node ACM's status names
 // ("" unless exactly one).
 func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (problems []string, report, active string) {
@@ -76,7 +89,7 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 	for _, n := range s.t.App {
 		h := req.Hosts[n.Name]
 		if h == nil {
-			problems = append(problems, n.Name+": not reached")
+			problems = append(problems, n.Name+": not reached: "+unreached(req, n.Name))
 			continue
 		}
 		cmd := "cat " + modules.Quote(s.t.StatusFile()) + " 2>/dev/null; echo @@units; systemctl is-active " + strings.Join(units, " ")
@@ -114,6 +127,9 @@ func (s *system) checkOnce(ctx context.Context, req engine.CheckRequest) (proble
 	}
 	fmt.Fprintf(&b, "active node (ACM): %s\n", active)
 	for _, n := range s.t.App {
+		if req.Hosts[n.Name] == nil {
+			continue // not reached: said above
+		}
 		for _, u := range BothNodes {
 			if !slices.Contains(running[n.Name], u) {
 				problems = append(problems, fmt.Sprintf("%s: %s is not running (active/active)", n.Name, u))

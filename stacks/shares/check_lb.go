@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -186,7 +187,7 @@ func (s *system) checkLoadBalancers(ctx context.Context, req engine.CheckRequest
 	for _, n := range s.t.LoadBalancers {
 		h := req.Hosts[n.Name]
 		if h == nil {
-			views[n.Name] = lbView{Err: fmt.Errorf("not reached")}
+			views[n.Name] = lbView{Err: errors.New("not reached: " + unreached(req, n.Name))}
 			continue
 		}
 		res, err := h.Run(ctx, s.t.lbScript(), nil)
