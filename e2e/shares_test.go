@@ -185,7 +185,7 @@ func TestSharesType2(t *testing.T) {
 		t.Fatalf("iptables: %v: %s", err, out)
 	}
 
-	t.Run("failover", func(t *testing.T) { sharesFailover(t, l, dir) })
+	t.Run("failover", func(t *testing.T) { sharesFailover(t, l, dir, "node1", "node2", false) })
 	t.Run("retry", func(t *testing.T) { sharesRetry(t, l) })
 }
 
@@ -221,12 +221,13 @@ func sharesRotation(t *testing.T, l *lab.Lab) {
 }
 
 // sharesFailover runs the failover drill, hastack check -failover: it
-// kills node1's ACM and mariadbd and stops its units, times node2 becoming
-// active, taking commits and answering HTTPS, checks that no row its
-// client committed before and after is lost, and brings node1 back
-// passive. Then the plan is empty for ACM's node2: no drift, not moved
-// back.
-func sharesFailover(t *testing.T, l *lab.Lab, dir string) {
+// kills old's ACM and mariadbd (old: ACM's active node) and stops its
+// units, times new becoming active, taking commits and answering HTTPS,
+// checks that no row its client committed before and after is lost, and
+// brings old back passive. Then the plan is empty for ACM's new node: no
+// drift, not moved back. With load balancers (lbs), the drill's web
+// client through the VIP fails only within the detection window.
+func sharesFailover(t *testing.T, l *lab.Lab, dir, old, new string, lbs bool) {
 	env := map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}
 	if code, out := runHastack(t, l.Dir, dir, env, "check", "-drill", "nope"); code != 1 || !strings.Contains(out, "FAIL drill nope: the shares web tier's stack has no such drill (it has failover)") {
 		t.Errorf("check -drill nope exited %d, want 1 naming the unknown drill", code)
@@ -242,40 +243,45 @@ func sharesFailover(t *testing.T, l *lab.Lab, dir string) {
 		}
 	}
 	t.Logf("the drill's figures:\n%s", strings.Join(figures, "\n"))
-	for _, re := range []string{
-		`drill failover: node2 active in ACM's status after \d+\.\d s \(ACM: expiry 4 s, refresh 1 s\)`,
-		`drill failover: node2's MariaDB took a commit after \d+\.\d s`,
-		`drill failover: node2 answered HTTPS after \d+\.\d s`,
-		`drill failover: node2 serves after \d+\.\d s`,
-		`drill failover: rows committed \d+ \(\d+ on node1 before the kill, \d+ on node2 after\), found \d+, lost 0, in doubt [01]\n`,
-		`drill failover: node1 back: passive, node2 still active \(ACM\)`,
+	res := []string{
+		`drill failover: NEW active in ACM's status after \d+\.\d s \(ACM: expiry 4 s, refresh 1 s\)`,
+		`drill failover: NEW's MariaDB took a commit after \d+\.\d s`,
+		`drill failover: NEW answered HTTPS after \d+\.\d s`,
+		`drill failover: NEW serves after \d+\.\d s`,
+		`drill failover: rows committed \d+ \(\d+ on OLD before the kill, \d+ on NEW after\), found \d+, lost 0, in doubt [01]\n`,
+		`drill failover: OLD back: passive, NEW still active \(ACM\)`,
 		`webtier web: OK`,
-	} {
+	}
+	if lbs {
+		res = append(res, `drill failover: web through the VIP from node5: \d+ requests from the kill, \d+ failed(, the last begun [0-2]\.\d s after the kill)? \(detection window inter × fall 3\.0 s\)`)
+	}
+	for _, re := range res {
+		re = strings.NewReplacer("OLD", old, "NEW", new).Replace(re)
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("check -failover does not print %s", re)
 		}
 	}
 	// At least the 10 rows the drill waits for before the kill, and its
-	// first commit on node2 and 10 more after.
-	m := regexp.MustCompile(`\((\d+) on node1 before the kill, (\d+) on node2 after\)`).FindStringSubmatch(out)
+	// first commit on the new node and 10 more after.
+	m := regexp.MustCompile(`\((\d+) on ` + old + ` before the kill, (\d+) on ` + new + ` after\)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatal("no row counts")
 	}
 	if before, _ := strconv.Atoi(m[1]); before < 10 {
-		t.Errorf("%d rows committed on node1 before the kill, want at least 10", before)
+		t.Errorf("%d rows committed on %s before the kill, want at least 10", before, old)
 	}
 	if after, _ := strconv.Atoi(m[2]); after != 11 {
-		t.Errorf("%d rows committed on node2 after the kill, want 11", after)
+		t.Errorf("%d rows committed on %s after the kill, want 11", after, new)
 	}
-	if b, _ := l.Exec(t.Context(), "node2", "mariadb", "-N", "-e", "show databases like 'hastack_drill'"); strings.TrimSpace(string(b)) != "" {
+	if b, _ := l.Exec(t.Context(), new, "mariadb", "-N", "-e", "show databases like 'hastack_drill'"); strings.TrimSpace(string(b)) != "" {
 		t.Errorf("the drill's database is left behind: %q", b)
 	}
-	if got, want := sharesRunning(t, l, "node1"), slices.Sorted(slices.Values(sharesBoth)); !slices.Equal(got, want) {
-		t.Errorf("node1 back as passive runs %v, want %v", got, want)
+	if got, want := sharesRunning(t, l, old), slices.Sorted(slices.Values(sharesBoth)); !slices.Equal(got, want) {
+		t.Errorf("%s back as passive runs %v, want %v", old, got, want)
 	}
 	code, out = runHastack(t, l.Dir, dir, env, "plan", "-detailed-exitcode")
-	if code != 0 || !strings.Contains(out, "active node2 (named by ACM)") {
-		t.Errorf("plan after the failover exited %d, want 0 for ACM's node2 (no drift, not moved back)", code)
+	if code != 0 || !strings.Contains(out, "active "+new+" (named by ACM)") {
+		t.Errorf("plan after the failover exited %d, want 0 for ACM's %s (no drift, not moved back)", code, new)
 	}
 }
 

@@ -133,7 +133,11 @@ sleep 0.3`
 		}
 		t.Skip("the kernel has IPVS, but the lab does not route the nodes' replies back through the load balancers (lb_kind NAT): not exercised")
 	})
-	t.Run("power cut of the active node", func(t *testing.T) { sharesPowerOff(t, c, vip) })
+	if !t.Run("power cut of the active node", func(t *testing.T) { sharesPowerOff(t, c, vip) }) {
+		return
+	}
+	// node2 is ACM's active node now.
+	t.Run("failover drill", func(t *testing.T) { sharesFailover(t, l, dir, "node2", "node1", true) })
 }
 
 // sharesHTTPS sends n HTTPS GETs through the VIP on 443 from the

@@ -23,9 +23,17 @@ import (
 // HealthCheck is loadBalancer.healthCheck: the load balancer's per-node
 // probe of the web application.
 type HealthCheck struct {
-	Kind string `json:"kind"` // "tcp" or "http"
-	Port int    `json:"port"`
-	Path string `json:"path"`
+	Kind    string `json:"kind"` // "tcp" or "http"
+	Port    int    `json:"port"`
+	Path    string `json:"path"`
+	InterMS int    `json:"interMilliseconds"`
+	Fall    int    `json:"fall"`
+}
+
+// Detection is how long the load balancer takes at most to stop sending
+// to a dead node: inter × fall (stacks/lb's #FrontendHAProxy).
+func (hc HealthCheck) Detection() time.Duration {
+	return time.Duration(hc.InterMS*hc.Fall) * time.Millisecond
 }
 
 // healthCheck reads loadBalancer.healthCheck from the tier's config.

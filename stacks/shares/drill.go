@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,18 @@ type FailoverFigures struct {
 	Lost      []int         // committed, not found
 	InDoubt   []int         // found, but their commit's answer was lost (the kill)
 	Passive   bool          // the old node back, passive
+	VIP       *VIPFigures   // web requests through the VIP, with load balancers
+}
+
+// VIPFigures are the drill's web client's through the VIP: an HTTPS GET
+// every 100 ms from a load balancer's connection, from the kill on.
+type VIPFigures struct {
+	From      string        // the load balancer the client ran on
+	Detection time.Duration // the health check's inter × fall
+	Sent      int
+	Failed    int
+	LastFail  time.Duration // when the last failed request began
+	Late      int           // failed requests begun after Detection: the drill fails on any
 }
 
 // LostRows compares the rows a client saw committed with the rows found
@@ -66,6 +79,12 @@ func (f *FailoverFigures) Problems() []string {
 	}
 	if len(f.Committed) == 0 || f.Before == 0 || f.Before == len(f.Committed) {
 		p = append(p, fmt.Sprintf("drill failover: the client committed %d rows, %d before the kill: the row check needs rows on both sides", len(f.Committed), f.Before))
+	}
+	if f.VIP != nil && f.VIP.Late > 0 {
+		p = append(p, fmt.Sprintf("drill failover: %d web requests through the VIP failed after the health check's detection window (inter × fall %s), the last begun %s after the kill", f.VIP.Late, secs(f.VIP.Detection), secs(f.VIP.LastFail)))
+	}
+	if f.VIP != nil && f.VIP.Sent == 0 {
+		p = append(p, "drill failover: no web request through the VIP was sent")
 	}
 	if !f.Passive {
 		p = append(p, fmt.Sprintf("drill failover: %s, back, is not passive", f.Old))
@@ -96,6 +115,66 @@ func (f *FailoverFigures) Write(b io.Writer, t *Tier) {
 	fmt.Fprintf(b, "drill failover: %s serves after %s\n", f.New, secs(f.Serves))
 	fmt.Fprintf(b, "drill failover: rows committed %d (%d on %s before the kill, %d on %s after), found %d, lost %d, in doubt %d\n",
 		len(f.Committed), f.Before, f.Old, len(f.Committed)-f.Before, f.New, len(f.Found), len(f.Lost), len(f.InDoubt))
+	if v := f.VIP; v != nil {
+		last := ""
+		if v.Failed > 0 {
+			last = ", the last begun " + secs(v.LastFail) + " after the kill"
+		}
+		fmt.Fprintf(b, "drill failover: web through the VIP from %s: %d requests from the kill, %d failed%s (detection window inter × fall %s)\n", v.From, v.Sent, v.Failed, last, secs(v.Detection))
+	}
+}
+
+// vipClient sends an HTTPS GET through the VIP every 100 ms, each on a
+// new connection (HAProxy balances connections) with a 2 s timeout, and
+// keeps when each began and whether it was answered 200.
+type vipClient struct {
+	mu   sync.Mutex
+	reqs []vipRequest
+}
+
+type vipRequest struct {
+	at time.Time
+	ok bool
+}
+
+func (v *vipClient) run(ctx context.Context, d host.Dialer, addr, hostname, path string) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for ; ctx.Err() == nil; <-tick.C {
+		at := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := d.DialTCP(rctx, addr)
+		if err == nil {
+			_, err = HTTPSGet(rctx, c, hostname, path)
+			c.Close()
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return // stopped mid-request: not the tier's failure
+		}
+		v.mu.Lock()
+		v.reqs = append(v.reqs, vipRequest{at: at, ok: err == nil})
+		v.mu.Unlock()
+	}
+}
+
+// figures sums the requests begun from start on into f.
+func (v *vipClient) figures(start time.Time, f *VIPFigures) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, r := range v.reqs {
+		if r.at.Before(start) {
+			continue
+		}
+		f.Sent++
+		if !r.ok {
+			f.Failed++
+			f.LastFail = r.at.Sub(start)
+			if f.LastFail > f.Detection {
+				f.Late++
+			}
+		}
+	}
 }
 
 // sqlOn runs statements with the mariadb client on h, as root over the
@@ -216,6 +295,35 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 		}
 	}
 
+	// The web client through the VIP, from a load balancer's connection
+	// (the last: the backup, unless the VIP moved).
+	hc, _ := t.healthCheck()
+	path := hc.Path
+	if hc.Kind != "http" || path == "" {
+		path = "/"
+	}
+	var vc *vipClient
+	stopVIP := func() {}
+	if n := len(t.LoadBalancers); n > 0 {
+		from := t.LoadBalancers[n-1].Name
+		d, ok := req.Hosts[from].(host.Dialer)
+		if !ok {
+			stopWriter()
+			<-done
+			return f, fmt.Errorf("load balancer %s: its connection opens no TCP connection (the web client through the VIP)", from)
+		}
+		f.VIP = &VIPFigures{From: from, Detection: hc.Detection()}
+		vc = &vipClient{}
+		vctx, cancel := context.WithCancel(ctx)
+		vdone := make(chan struct{})
+		go func() {
+			defer close(vdone)
+			vc.run(vctx, d, net.JoinHostPort(t.VIP, strconv.Itoa(hc.Port)), t.VIP, path)
+		}()
+		stopVIP = func() { cancel(); <-vdone }
+	}
+	defer func() { stopVIP() }()
+
 	start := time.Now()
 	out("killing %s: %s", oldN.Name, KillCommand())
 	res, err := oldH.Run(ctx, KillCommand(), nil)
@@ -232,11 +340,6 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 	}
 
 	// Wait for the new node: ACM's status, a commit, an HTTPS answer.
-	hc, _ := t.healthCheck()
-	path := hc.Path
-	if hc.Kind != "http" || path == "" {
-		path = "/"
-	}
 	bound := time.Duration(t.ExpiryS+2*t.RefreshS)*time.Second + 90*time.Second // + MariaDB's crash recovery
 	for deadline := start.Add(bound); f.Serves == 0; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -271,6 +374,15 @@ func (s *system) drillFailover(ctx context.Context, req engine.CheckRequest, act
 		if f.ACM > 0 && f.MySQL > 0 && f.Web > 0 {
 			f.Serves = max(f.ACM, f.MySQL, f.Web)
 		}
+	}
+
+	// The web client's figures, once the detection window and one
+	// interval more have passed.
+	if vc != nil {
+		time.Sleep(time.Until(start.Add(f.VIP.Detection + time.Duration(hc.InterMS)*time.Millisecond)))
+		stopVIP()
+		stopVIP = func() {}
+		vc.figures(start, f.VIP)
 	}
 
 	// More rows after, then what the table holds.

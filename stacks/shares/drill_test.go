@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"hastack.dev/hastack/engine"
 )
@@ -89,5 +90,39 @@ func TestProbe(t *testing.T) {
 	refused := dialFunc(func(ctx context.Context, _ string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) })
 	if what, err := Probe(context.Background(), refused, "192.0.2.1", HealthCheck{Kind: "tcp", Port: 443}); err == nil {
 		t.Errorf("%s: passed with the port closed", what)
+	}
+}
+
+// The drill's web client through the VIP, on canned requests: a failure
+// begun within the health check's detection window is the window's cost,
+// one begun after it fails the drill.
+func TestVIPFigures(t *testing.T) {
+	start := time.Now()
+	v := &vipClient{reqs: []vipRequest{
+		{at: start.Add(-time.Second), ok: false}, // before the kill: not counted
+		{at: start.Add(100 * time.Millisecond), ok: false},
+		{at: start.Add(2900 * time.Millisecond), ok: false},
+		{at: start.Add(3500 * time.Millisecond), ok: true},
+	}}
+	good := &FailoverFigures{Old: "web1", New: "web2", Committed: []int{1, 2}, Before: 1, Found: []int{1, 2}, Passive: true,
+		VIP: &VIPFigures{From: "lb2", Detection: 3 * time.Second}}
+	v.figures(start, good.VIP)
+	if g := *good.VIP; g.Sent != 3 || g.Failed != 2 || g.Late != 0 || g.LastFail != 2900*time.Millisecond {
+		t.Errorf("figures %+v, want 3 sent, 2 failed within the window, the last at 2.9 s", g)
+	}
+	if p := good.Problems(); len(p) != 0 {
+		t.Errorf("failures within the window only: problems %q", p)
+	}
+	v.reqs = append(v.reqs, vipRequest{at: start.Add(3200 * time.Millisecond), ok: false})
+	late := &FailoverFigures{Old: "web1", New: "web2", Committed: []int{1, 2}, Before: 1, Found: []int{1, 2}, Passive: true,
+		VIP: &VIPFigures{From: "lb2", Detection: 3 * time.Second}}
+	v.figures(start, late.VIP)
+	if p := late.Problems(); len(p) != 1 || p[0] != "drill failover: 1 web requests through the VIP failed after the health check's detection window (inter × fall 3.0 s), the last begun 3.2 s after the kill" {
+		t.Errorf("a failure after the window: problems %q", p)
+	}
+	var b strings.Builder
+	late.Write(&b, &Tier{ExpiryS: 4, RefreshS: 1})
+	if !strings.Contains(b.String(), "drill failover: web through the VIP from lb2: 4 requests from the kill, 3 failed, the last begun 3.2 s after the kill (detection window inter × fall 3.0 s)\n") {
+		t.Errorf("the figures' line:\n%s", b.String())
 	}
 }
