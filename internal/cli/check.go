@@ -103,8 +103,9 @@ func runCheck(env *Env, args []string) int {
 			return ExitFailure
 		}
 		redact(env, sec)
-		// Every wait inside is bounded too; this is the last resort.
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute+*wait)
+		// Every wait inside is bounded too; this is the last resort: 5
+		// minutes for the checks and 5 for each drill asked for.
+		cctx, cancel := context.WithTimeout(ctx, checkLimit(len(drills), *wait))
 		var unreachable map[string]error
 		var hosts map[string]host.Host
 		unlock := func() {}
@@ -139,6 +140,13 @@ func runCheck(env *Env, args []string) int {
 		cancel()
 	}
 	return code
+}
+
+// checkLimit bounds one cluster's check: the checks' retries (wait) and 5
+// minutes, and 5 more per drill (several drills in one call ran past a
+// fixed 5 on MassStore).
+func checkLimit(drills int, wait time.Duration) time.Duration {
+	return time.Duration(1+drills)*5*time.Minute + wait
 }
 
 // drillCommand is the command a drill's lock names as its holder.
