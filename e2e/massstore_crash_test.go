@@ -27,14 +27,7 @@ import (
 // left), the same crash leaves node1 non-Primary, refusing writes.
 func massstoreCrash(t *testing.T, l *lab.Lab, dir string) {
 	ctx := t.Context()
-	hastack := func(want int, args ...string) string {
-		t.Helper()
-		code, out := runHastack(t, l.Dir, dir, nil, args...)
-		if code != want {
-			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
-		}
-		return out
-	}
+	hastack := (&cluster{t: t, lab: l, dir: dir}).must
 	cfg, probs, err := config.Load(dir)
 	if err != nil || len(probs) > 0 {
 		t.Fatalf("loading the config: %v %v", err, probs)

@@ -43,14 +43,7 @@ func TestMassStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := massstoreConfig(t, l, vip)
-	hastack := func(want int, args ...string) string {
-		t.Helper()
-		code, out := runHastack(t, l.Dir, dir, nil, args...)
-		if code != want {
-			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
-		}
-		return out
-	}
+	hastack := (&cluster{t: t, lab: l, dir: dir}).must
 	sql := func(node, q string) string {
 		t.Helper()
 		out, err := massstoreSQL(t, l, node, q)
@@ -259,14 +252,7 @@ func TestMassStoreKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := massstoreConfig(t, l, vip)
-	hastack := func(want int, args ...string) string {
-		t.Helper()
-		code, out := runHastack(t, l.Dir, dir, nil, args...)
-		if code != want {
-			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
-		}
-		return out
-	}
+	hastack := (&cluster{t: t, lab: l, dir: dir}).must
 	hastack(0, "apply", "-auto-approve")
 	// An unknown drill fails and runs nothing.
 	if out := hastack(1, "check", "-wait", "1m", "-drill", "kill,nosuch"); !strings.Contains(out, "drill nosuch: the MassStore stack has no such drill") || strings.Contains(out, "kill massstore-") {

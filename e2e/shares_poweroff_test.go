@@ -320,4 +320,3 @@ func (w *webClient) figures(cut, down time.Time) (sent, failed int, lastFail, sl
 	}
 	return sent, failed, lastFail, slowest, afterDown
 }
-

@@ -89,14 +89,7 @@ func TestSharesType2(t *testing.T) {
 	}
 	l := lab.Start(t, 3) // node3: the name server
 	dir := sharesConfig(t, l, "type2")
-	hastack := func(want int, args ...string) string {
-		t.Helper()
-		code, out := runHastack(t, l.Dir, dir, map[string]string{"HASTACK_REDIS_PASSWORD": testPassword}, args...)
-		if code != want {
-			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
-		}
-		return out
-	}
+	hastack := (&cluster{t: t, lab: l, dir: dir}).must
 	hastack(0, "vet")
 	hastack(0, "apply", "-auto-approve")
 	// ACM refreshes its status: the plan reads it and names node1.

@@ -36,14 +36,7 @@ func TestWeb(t *testing.T) {
 	}
 	l := lab.Start(t, 3)
 	dir := webConfig(t, l, "")
-	hastack := func(want int, args ...string) string {
-		t.Helper()
-		code, out := runHastack(t, l.Dir, dir, nil, args...)
-		if code != want {
-			t.Fatalf("hastack %s exited %d, want %d", strings.Join(args, " "), code, want)
-		}
-		return out
-	}
+	hastack := (&cluster{t: t, lab: l, dir: dir}).must
 	node := func(name string, argv ...string) string {
 		t.Helper()
 		out, err := l.Exec(t.Context(), name, argv...)

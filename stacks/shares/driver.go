@@ -287,7 +287,7 @@ func (s *system) Rollout(*engine.Plan, map[string]host.Host, secret.Secret) engi
 
 // Stack fills the embedded stack with the tier and the inputs.
 func (s *system) Stack(ctx *cue.Context, inputs map[string]any) (cue.Value, error) {
-	st, err := stackFor(ctx)
+	st, err := embedded.Value(ctx)
 	if err != nil {
 		return cue.Value{}, err
 	}
