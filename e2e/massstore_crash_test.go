@@ -28,28 +28,10 @@ import (
 func massstoreCrash(t *testing.T, l *lab.Lab, dir string) {
 	ctx := t.Context()
 	hastack := (&cluster{t: t, lab: l, dir: dir}).must
-	cfg, probs, err := config.Load(dir)
-	if err != nil || len(probs) > 0 {
-		t.Fatalf("loading the config: %v %v", err, probs)
-	}
-	s, err := massstore.Decode(cfg.Clusters[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := s.Probe(func(ctx context.Context, node, q string) (string, error) {
-		out, err := l.Exec(ctx, node, "mariadb", "--defaults-file=/etc/massstore/galera.cnf", "-N", "-B", "-e", q)
-		return strings.TrimSpace(string(out)), err
-	})
-	// waitGalera waits until node's "size status state" starts with want.
+	s, p := massstoreProbe(t, l, dir)
 	waitGalera := func(node, want string, within time.Duration) {
 		t.Helper()
-		start := time.Now()
-		for got := p.Galera(ctx, node); !strings.HasPrefix(got, want); got = p.Galera(ctx, node) {
-			if time.Since(start) > within {
-				t.Fatalf("%s: Galera %q after %s, want %q", node, got, within, want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitGaleraState(t, p, node, want, within)
 	}
 	holds := func(node string) bool {
 		out, err := l.Exec(ctx, node, "ip", "-o", "-4", "addr", "show", "dev", "eth0")
@@ -199,4 +181,94 @@ func massstoreCrash(t *testing.T, l *lab.Lab, dir string) {
 		t.Errorf("node1 alone, no witness, took a write: %v (Galera %s)", err, p.Galera(ctx, "node1"))
 	}
 	t.Logf("no witness, node2 powered off: node1 %q after %.1fs, refuses writes", p.Galera(ctx, "node1"), took.Seconds())
+}
+
+// massstoreProbe decodes the config in dir and returns the stack's probe,
+// its SQL run on the lab's nodes with the mariadb client.
+func massstoreProbe(t *testing.T, l *lab.Lab, dir string) (*massstore.Stack, *massstore.Probe) {
+	t.Helper()
+	cfg, probs, err := config.Load(dir)
+	if err != nil || len(probs) > 0 {
+		t.Fatalf("loading the config: %v %v", err, probs)
+	}
+	s, err := massstore.Decode(cfg.Clusters[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, s.Probe(func(ctx context.Context, node, q string) (string, error) {
+		out, err := l.Exec(ctx, node, "mariadb", "--defaults-file=/etc/massstore/galera.cnf", "-N", "-B", "-e", q)
+		return strings.TrimSpace(string(out)), err
+	})
+}
+
+// waitGaleraState waits until node's "size status state" starts with want.
+func waitGaleraState(t *testing.T, p *massstore.Probe, node, want string, within time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for got := p.Galera(t.Context(), node); !strings.HasPrefix(got, want); got = p.Galera(t.Context(), node) {
+		if time.Since(start) > within {
+			t.Fatalf("%s: Galera %q after %s, want %q", node, got, within, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestMassStoreNoWitness is issue 13's declined witness on the lab: two
+// servers, no garbd, acceptSplitBrainRisk: true. The plan says what that
+// costs: node1, the first server, holds the deciding vote (pc.weight=2).
+// node2 powered off: node1 alone keeps Primary (2 of 3 votes) and takes
+// writes; node2 booted rejoins. node1 powered off: node2 alone (1 of 3) is
+// non-Primary and refuses writes, although node2 is fine: the cost.
+func TestMassStoreNoWitness(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/usr/sbin/mariadbd", "/usr/lib/galera/libgalera_smm.so", "/usr/bin/rsync", "/usr/bin/socat"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", p)
+		}
+	}
+	ctx := t.Context()
+	l := lab.Start(t, 2)
+	dir := massstoreConfig(t, l, "", false)
+	hastack := (&cluster{t: t, lab: l, dir: dir}).must
+	hastack(0, "vet")
+	note := "acceptSplitBrainRisk: no witness, so node1 holds the deciding vote (pc.weight=2)"
+	if out := hastack(0, "apply", "-auto-approve"); !strings.Contains(out, note) {
+		t.Errorf("the plan does not say what the declined witness costs (%q)", note)
+	}
+	hastack(0, "check", "-wait", "1m")
+	if out := hastack(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
+		t.Fatal("the plan after apply is not empty")
+	}
+	_, p := massstoreProbe(t, l, dir)
+	b := massstore.Batch{}
+	defer p.Remove(context.WithoutCancel(ctx), "node1", b)
+
+	if err := l.PowerOff("node2"); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	waitGaleraState(t, p, "node1", "1 Primary", time.Minute)
+	took := time.Since(cut)
+	if err := p.Enqueue(ctx, "node1", b, "move", 1); err != nil {
+		t.Errorf("node1 (weight 2) alone refused a write: %v (Galera %s)", err, p.Galera(ctx, "node1"))
+	}
+	t.Logf("node2 (weight 1) powered off: node1 %q after %.1fs, takes writes", p.Galera(ctx, "node1"), took.Seconds())
+
+	booted := time.Now()
+	if err := l.Boot(ctx, "node2"); err != nil {
+		t.Fatal(err)
+	}
+	waitGaleraState(t, p, "node2", "2 Primary Synced", 3*time.Minute)
+	t.Logf("node2 booted: Synced in a cluster of 2 after %.1fs", time.Since(booted).Seconds())
+
+	if err := l.PowerOff("node1"); err != nil {
+		t.Fatal(err)
+	}
+	cut = time.Now()
+	waitGaleraState(t, p, "node2", "1 non-Primary", time.Minute)
+	took = time.Since(cut)
+	if err := p.Enqueue(ctx, "node2", massstore.Batch{}, "move", 1); err == nil || !strings.Contains(err.Error(), "WSREP") {
+		t.Errorf("node2 (weight 1) alone took a write: %v (Galera %s)", err, p.Galera(ctx, "node2"))
+	}
+	t.Logf("node1 (weight 2) powered off: node2 %q after %.1fs, refuses writes", p.Galera(ctx, "node2"), took.Seconds())
 }

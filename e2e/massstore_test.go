@@ -42,7 +42,7 @@ func TestMassStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := massstoreConfig(t, l, vip)
+	dir := massstoreConfig(t, l, vip, true)
 	hastack := (&cluster{t: t, lab: l, dir: dir}).must
 	sql := func(node, q string) string {
 		t.Helper()
@@ -199,15 +199,20 @@ func TestMassStore(t *testing.T) {
 
 // massstoreConfig writes examples/massstore's stack, unchanged, with an
 // inventory of the lab's nodes: node1 and node2 the servers, node3 the
-// witness.
-func massstoreConfig(t *testing.T, l *lab.Lab, vip string) string {
+// witness, or with no witness acceptSplitBrainRisk: true.
+func massstoreConfig(t *testing.T, l *lab.Lab, vip string, witness bool) string {
 	t.Helper()
 	b, err := os.ReadFile("../examples/massstore/massstore.cue")
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := fmt.Sprintf("package massstore\n\nstacks: media: {\n\tservers: [\n\t\t{name: %q, ip: %q},\n\t\t{name: %q, ip: %q},\n\t]\n\twitness: {name: %q, ip: %q}\n",
-		l.Nodes[0].Name, l.Nodes[0].IP, l.Nodes[1].Name, l.Nodes[1].IP, l.Nodes[2].Name, l.Nodes[2].IP)
+	inv := fmt.Sprintf("package massstore\n\nstacks: media: {\n\tservers: [\n\t\t{name: %q, ip: %q},\n\t\t{name: %q, ip: %q},\n\t]\n",
+		l.Nodes[0].Name, l.Nodes[0].IP, l.Nodes[1].Name, l.Nodes[1].IP)
+	if witness {
+		inv += fmt.Sprintf("\twitness: {name: %q, ip: %q}\n", l.Nodes[2].Name, l.Nodes[2].IP)
+	} else {
+		inv += "\tacceptSplitBrainRisk: true\n"
+	}
 	if vip != "" {
 		inv += fmt.Sprintf("\tvip: %q\n", vip)
 	}
@@ -251,7 +256,7 @@ func TestMassStoreKills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := massstoreConfig(t, l, vip)
+	dir := massstoreConfig(t, l, vip, true)
 	hastack := (&cluster{t: t, lab: l, dir: dir}).must
 	hastack(0, "apply", "-auto-approve")
 	// An unknown drill fails and runs nothing.
