@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -36,16 +37,7 @@ func TestSharesType1(t *testing.T) {
 	l := lab.Start(t, 3+feLBs)
 	dir := sharesConfig(t, l, "type1")
 	vip, _ := l.SpareIP(1) // sharesConfig's VIP
-	// The load balancers, in a second file of the config's package.
-	var b strings.Builder
-	b.WriteString("package web\n\nwebtiers: web: loadBalancer: nodes: [\n")
-	for i, n := range l.Nodes[3:] {
-		fmt.Fprintf(&b, "\t{name: %q, ip: %q, priority: %d},\n", n.Name, n.IP, 150-50*i)
-	}
-	b.WriteString("]\n")
-	if err := os.WriteFile(filepath.Join(dir, "lb.cue"), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	sharesLoadBalancers(t, l, dir)
 	c := &cluster{t: t, lab: l, dir: dir}
 	c.must(0, "vet")
 	c.must(0, "apply", "-auto-approve")
@@ -57,27 +49,13 @@ func TestSharesType1(t *testing.T) {
 	// (node1 ACM's active node), the load balancers' three services on
 	// node4 and node5, nothing of either on node3.
 	lbUnits := []string{"haproxy", "keepalived", "nginx"}
-	all := append(append(slices.Clone(sharesBoth), sharesActiveOnly...), lbUnits...)
-	for node, want := range map[string][]string{
+	sharesPlacement(t, l, map[string][]string{
 		"node1": append(slices.Clone(sharesBoth), sharesActiveOnly...),
 		"node2": sharesBoth,
 		"node3": nil,
 		"node4": lbUnits,
 		"node5": lbUnits,
-	} {
-		var got []string
-		for _, u := range all {
-			if b, _ := l.Exec(t.Context(), node, "systemctl", "is-active", u); strings.TrimSpace(string(b)) == "active" && !slices.Contains(got, u) {
-				got = append(got, u)
-			}
-		}
-		slices.Sort(got)
-		want = slices.Sorted(slices.Values(want))
-		t.Logf("%s runs %v", node, got)
-		if !slices.Equal(got, want) {
-			t.Errorf("%s runs %v, want %v", node, got, want)
-		}
-	}
+	})
 	// The VIP: on node4 (priority 150), read before planning and shown in
 	// the plan's header, never planned.
 	if holder := waitHolder(t, l, vip, "node4", 20*time.Second); holder != "node4" {
@@ -138,6 +116,98 @@ sleep 0.3`
 	}
 	// node2 is ACM's active node now.
 	t.Run("failover drill", func(t *testing.T) { sharesFailover(t, l, dir, "node2", "node1", true) })
+}
+
+// sharesLoadBalancers adds the lab's last two nodes to the config in dir
+// as the tier's load balancers (node4 priority 150, node5 100), in a
+// second file of its package.
+func sharesLoadBalancers(t *testing.T, l *lab.Lab, dir string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("package web\n\nwebtiers: web: loadBalancer: nodes: [\n")
+	for i, n := range l.Nodes[3:] {
+		fmt.Fprintf(&b, "\t{name: %q, ip: %q, priority: %d},\n", n.Name, n.IP, 150-50*i)
+	}
+	b.WriteString("]\n")
+	if err := os.WriteFile(filepath.Join(dir, "lb.cue"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sharesPlacement lists which of the tier's and the load balancers' units
+// run on each node of want, and fails unless exactly want's do.
+func sharesPlacement(t *testing.T, l *lab.Lab, want map[string][]string) {
+	t.Helper()
+	all := append(append(slices.Clone(sharesBoth), sharesActiveOnly...), "haproxy", "keepalived", "nsd")
+	for _, node := range slices.Sorted(maps.Keys(want)) {
+		var got []string
+		for _, u := range all {
+			if b, _ := l.Exec(t.Context(), node, "systemctl", "is-active", u); strings.TrimSpace(string(b)) == "active" && !slices.Contains(got, u) {
+				got = append(got, u)
+			}
+		}
+		slices.Sort(got)
+		w := slices.Sorted(slices.Values(want[node]))
+		t.Logf("%s runs %v", node, got)
+		if !slices.Equal(got, w) {
+			t.Errorf("%s runs %v, want %v", node, got, w)
+		}
+	}
+}
+
+// TestSharesType2LB is type 2 ("web traffic only") with hastack's load
+// balancers: keepalived and HAProxy on node4 and node5 carry HTTPS 443
+// only (no nginx stream: transfers go to the nodes' own addresses, named
+// by node3's NSD). Applied from fresh, an empty plan, the units placed,
+// check reading both load balancers' view, HTTPS through the VIP reaching
+// both app nodes, and nothing on the VIP's 33001.
+func TestSharesType2LB(t *testing.T) {
+	t.Parallel()
+	for _, bin := range []string{"/usr/sbin/nginx", "/usr/sbin/mariadbd", "/usr/sbin/cron", "/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/sbin/nsd"} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", bin)
+		}
+	}
+	l := lab.Start(t, 3+feLBs)
+	dir := sharesConfig(t, l, "type2")
+	vip, _ := l.SpareIP(1) // sharesConfig's VIP
+	sharesLoadBalancers(t, l, dir)
+	c := &cluster{t: t, lab: l, dir: dir}
+	c.must(0, "vet")
+	c.must(0, "apply", "-auto-approve")
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
+		t.Fatal("the plan after apply is not empty")
+	}
+	lbUnits := []string{"haproxy", "keepalived"}
+	sharesPlacement(t, l, map[string][]string{
+		"node1": append(slices.Clone(sharesBoth), sharesActiveOnly...),
+		"node2": sharesBoth,
+		"node3": {"nsd"},
+		"node4": lbUnits,
+		"node5": lbUnits,
+	})
+	out := c.must(0, "check", "-wait", "30s")
+	for _, want := range []string{
+		"load balancer node4: keepalived, haproxy active; HAProxy's view: node1, node2 UP",
+		"load balancer node5: keepalived, haproxy active; HAProxy's view: node1, node2 UP",
+		"VIP " + vip + " on node4",
+		"name server node3: " + sharesFQDN + " first in",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check does not say %q", want)
+		}
+	}
+	byNode := sharesHTTPS(t, l, vip, 20)
+	t.Logf("20 HTTPS requests through the VIP: %v", byNode)
+	if byNode["node1"] == 0 || byNode["node2"] == 0 || byNode["node1"]+byNode["node2"] != 20 {
+		t.Errorf("HTTPS through the VIP reached %v, want node1 and node2 only, both", byNode)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if conn, err := l.DialContext(ctx, "tcp", net.JoinHostPort(vip, "33001")); err == nil {
+		conn.Close()
+		t.Error("the VIP takes TCP 33001: type 2's load balancers carry HTTPS only")
+	}
 }
 
 // sharesHTTPS sends n HTTPS GETs through the VIP on 443 from the
