@@ -29,21 +29,7 @@ import (
 // of each of 16 client addresses reaching one node.
 func TestSharesType1(t *testing.T) {
 	t.Parallel()
-	for _, bin := range []string{"/usr/sbin/nginx", "/usr/sbin/mariadbd", "/usr/sbin/cron", "/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/bin/socat"} {
-		if _, err := os.Stat(bin); err != nil {
-			t.Skipf("needs %s (tools/deps.sh)", bin)
-		}
-	}
-	l := lab.Start(t, 3+feLBs)
-	dir := sharesConfig(t, l, "type1")
-	vip, _ := l.SpareIP(1) // sharesConfig's VIP
-	sharesLoadBalancers(t, l, dir)
-	c := &cluster{t: t, lab: l, dir: dir}
-	c.must(0, "vet")
-	c.must(0, "apply", "-auto-approve")
-	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") || !strings.Contains(out, "active node1 (named by ACM)") {
-		t.Fatal("the plan after apply is not empty, or not for ACM's node1")
-	}
+	l, c, vip := sharesLBTier(t, "type1", "/usr/bin/socat")
 
 	// Every node runs exactly its part: 001's placement on the app nodes
 	// (node1 ACM's active node), the load balancers' three services on
@@ -115,7 +101,31 @@ sleep 0.3`
 		return
 	}
 	// node2 is ACM's active node now.
-	t.Run("failover drill", func(t *testing.T) { sharesFailover(t, l, dir, "node2", "node1", true) })
+	t.Run("failover drill", func(t *testing.T) { sharesFailover(t, l, c.dir, "node2", "node1", true) })
+}
+
+// sharesLBTier applies an arch web tier with hastack's load balancers
+// (sharesLoadBalancers) from fresh to a lab of five and checks that the
+// plan after it is empty and for ACM's node1; it skips without the
+// Debian programs the tier needs, and bins.
+func sharesLBTier(t *testing.T, arch string, bins ...string) (*lab.Lab, *cluster, string) {
+	t.Helper()
+	for _, bin := range append([]string{"/usr/sbin/nginx", "/usr/sbin/mariadbd", "/usr/sbin/cron", "/usr/sbin/keepalived", "/usr/sbin/haproxy"}, bins...) {
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("needs %s (tools/deps.sh)", bin)
+		}
+	}
+	l := lab.Start(t, 3+feLBs)
+	dir := sharesConfig(t, l, arch)
+	vip, _ := l.SpareIP(1) // sharesConfig's VIP
+	sharesLoadBalancers(t, l, dir)
+	c := &cluster{t: t, lab: l, dir: dir}
+	c.must(0, "vet")
+	c.must(0, "apply", "-auto-approve")
+	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") || !strings.Contains(out, "active node1 (named by ACM)") {
+		t.Fatal("the plan after apply is not empty, or not for ACM's node1")
+	}
+	return l, c, vip
 }
 
 // sharesLoadBalancers adds the lab's last two nodes to the config in dir
@@ -163,21 +173,7 @@ func sharesPlacement(t *testing.T, l *lab.Lab, want map[string][]string) {
 // both app nodes, and nothing on the VIP's 33001.
 func TestSharesType2LB(t *testing.T) {
 	t.Parallel()
-	for _, bin := range []string{"/usr/sbin/nginx", "/usr/sbin/mariadbd", "/usr/sbin/cron", "/usr/sbin/keepalived", "/usr/sbin/haproxy", "/usr/sbin/nsd"} {
-		if _, err := os.Stat(bin); err != nil {
-			t.Skipf("needs %s (tools/deps.sh)", bin)
-		}
-	}
-	l := lab.Start(t, 3+feLBs)
-	dir := sharesConfig(t, l, "type2")
-	vip, _ := l.SpareIP(1) // sharesConfig's VIP
-	sharesLoadBalancers(t, l, dir)
-	c := &cluster{t: t, lab: l, dir: dir}
-	c.must(0, "vet")
-	c.must(0, "apply", "-auto-approve")
-	if out := c.must(0, "plan", "-detailed-exitcode"); !strings.Contains(out, "No changes.") {
-		t.Fatal("the plan after apply is not empty")
-	}
+	l, c, vip := sharesLBTier(t, "type2", "/usr/sbin/nsd")
 	lbUnits := []string{"haproxy", "keepalived"}
 	sharesPlacement(t, l, map[string][]string{
 		"node1": append(slices.Clone(sharesBoth), sharesActiveOnly...),
